@@ -1,0 +1,159 @@
+"""The ``envbuild`` command: embeds doit (every doit command works) and adds show and export."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from envbuild import __version__
+from envbuild.errors import EnvbuildError
+from envbuild.ids import coresolved_id
+from envbuild.lock import Lock, read_lock
+from envbuild.spec import Workspace, load_workspace
+
+OWN_COMMANDS = ("show", "export")
+
+
+def _print_err(message: str) -> None:
+    lines = message.splitlines() or [""]
+    sys.stderr.write(f"envbuild: error: {lines[0]}\n")
+    for line in lines[1:]:
+        sys.stderr.write(f"  {line}\n")
+
+
+def _locks(ws: Workspace, env: str, arch: str | None) -> list[Lock]:
+    spec = ws.env(env)
+    archs = [arch] if arch else list(spec.archs)
+    return [read_lock(ws.lock_path(env, a)) for a in archs]
+
+
+def show_json(lock: Lock) -> dict[str, object]:
+    """The ``show --json`` document of one lock."""
+    return {
+        "env": lock.name,
+        "kind": lock.kind,
+        "env_id": lock.env_id.to_dict(),
+        "packages": [
+            {
+                "name": p.name,
+                "version": p.version,
+                "build": p.build,
+                "kind": p.kind,
+                "url": p.url,
+                "filename": p.filename,
+                "sha256": p.sha256,
+                "md5": p.md5,
+            }
+            for p in lock.packages
+        ],
+    }
+
+
+def show_text(ws: Workspace, locks: list[Lock]) -> str:
+    out = []
+    for lock in locks:
+        spec = lock.spec
+        out.append(f"env {lock.name} [{lock.env_id.arch}] ({lock.kind})")
+        out.append(f"  req_id   {lock.env_id.req_id}")
+        out.append(f"  full_id  {lock.env_id.full_id}")
+        out.append(f"  channels {', '.join(spec.channels) or '-'}")
+        asked = spec.conda_specs(lock.env_id.arch) + [d.value for d in spec.pypi]
+        out.append(f"  requested {', '.join(asked) or '-'}")
+        conda = [p for p in lock.packages if p.kind == "conda"]
+        pypi = [p for p in lock.packages if p.kind == "pypi"]
+        out.append(f"  conda packages ({len(conda)}):")
+        out += [f"    {p.name:<28} {p.version:<14} {p.build:<24} {p.subdir}" for p in conda]
+        if pypi:
+            out.append(f"  pypi packages ({len(pypi)}):")
+            out += [f"    {p.name:<28} {p.version}" for p in pypi]
+    if locks:
+        spec = ws.env(locks[0].name)
+        present = {lock.env_id.arch: lock.env_id.full_id for lock in locks}
+        if len(spec.archs) > 1 and set(spec.archs) <= set(present):
+            out.append(f"co-resolved id ({', '.join(spec.archs)}): {coresolved_id(present)}")
+    return "\n".join(out)
+
+
+def _own_command(argv: Sequence[str], root: Path) -> int:
+    parser = argparse.ArgumentParser(prog="envbuild")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_show = sub.add_parser("show", help="show a resolved env (its lock)")
+    p_show.add_argument("env")
+    p_show.add_argument("--arch")
+    p_show.add_argument("--json", action="store_true")
+    p_exp = sub.add_parser("export", help="export a lock to another tool's format")
+    p_exp.add_argument("env")
+    p_exp.add_argument("--arch")
+    p_exp.add_argument("--format", required=True, choices=("conda-lock", "explicit"))
+    p_exp.add_argument("-o", "--output", required=True)
+    args = parser.parse_args(argv)
+    ws = load_workspace(root)
+    from envbuild.fs import atomic_write
+
+    if args.cmd == "show":
+        locks = _locks(ws, args.env, args.arch)
+        if args.json:
+            docs = [show_json(lock) for lock in locks]
+            print(json.dumps(docs[0] if args.arch else docs, indent=2, sort_keys=True))
+        else:
+            print(show_text(ws, locks))
+        return 0
+    from envbuild.exports import to_conda_lock, to_explicit
+
+    if args.format == "explicit":
+        if not args.arch and len(ws.env(args.env).archs) > 1:
+            raise EnvbuildError("an @EXPLICIT file holds one arch: pass --arch")
+        text = to_explicit(_locks(ws, args.env, args.arch)[0])
+    else:
+        text = to_conda_lock(_locks(ws, args.env, args.arch))
+    atomic_write(Path(args.output), text)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point. ``-C DIR`` picks the workspace (default: the current directory)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=os.environ.get("ENVBUILD_LOG", "WARNING").upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    root = Path(".")
+    if args[:1] == ["-C"] and len(args) > 1:
+        root, args = Path(args[1]), args[2:]
+    if args[:1] == ["--version"]:
+        print(f"envbuild {__version__}")
+        return 0
+    try:
+        if args[:1] and args[0] in OWN_COMMANDS:
+            return _own_command(args, root)
+        return _run_doit(args, root)
+    except EnvbuildError as exc:
+        _print_err(str(exc))
+        return exc.exit_code
+
+
+def _run_doit(args: list[str], root: Path) -> int:
+    from doit.cmd_base import ModuleTaskLoader
+    from doit.doit_cmd import DoitMain
+
+    from envbuild import tasks
+
+    preloaded = None
+    if args[:1] != ["help"] and "--help" not in args:
+        preloaded = load_workspace(root.resolve())  # user errors: one line, exit 2
+    tasks.FAILURES.clear()
+    loader = ModuleTaskLoader(tasks.workspace_tasks(root, preloaded))
+    main = DoitMain(loader, config_filenames=())
+    main.BIN_NAME = "envbuild"
+    code = main.run(args)
+    if tasks.FAILURES:
+        return 2
+    return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

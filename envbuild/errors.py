@@ -1,0 +1,47 @@
+"""The exception hierarchy: one base, specific subclasses, messages that say what/where/how."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class EnvbuildError(Exception):
+    """Base class of every error envbuild raises on purpose (user-facing, exit code 2)."""
+
+    exit_code = 2
+
+
+class SpecError(EnvbuildError):
+    """One or more problems in the manifest or a spec file.
+
+    ``problems`` holds every problem found (all are collected before raising); each is a
+    complete sentence starting with its location (``file:line`` or ``file: key``).
+    """
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        if not self.problems:
+            raise ValueError("SpecError needs at least one problem")
+        super().__init__("; ".join(self.problems))
+
+
+class UnsatisfiableError(EnvbuildError):
+    """The solver proved that no package set satisfies the spec."""
+
+
+class ResolveError(EnvbuildError):
+    """Resolution failed for another reason (channel unreachable, timeout, ...)."""
+
+
+class LockError(EnvbuildError):
+    """A lockfile is missing, unreadable or of an unsupported version."""
+
+
+class ExportError(EnvbuildError):
+    """An export could not be produced."""
+
+
+def collect(problems: list[str]) -> None:
+    """Raise a :class:`SpecError` carrying all ``problems`` if there are any."""
+    if problems:
+        raise SpecError(problems)

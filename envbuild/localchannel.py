@@ -1,0 +1,177 @@
+"""Local channels built from recipe files: real .conda/.tar.bz2 packages, indexed with rattler."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from envbuild.errors import SpecError
+from envbuild.platforms import ARCHS
+
+log = logging.getLogger(__name__)
+EPOCH = 1_700_000_000  # fixed mtime and timestamp: the same recipe gives the same bytes
+_RECIPE_KEYS = {"name", "version", "build", "build_number", "subdirs", "noarch", "depends",
+                "constrains", "license", "format", "files"}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """A package to build: metadata, target subdirs (or noarch) and file contents."""
+
+    name: str
+    version: str
+    build: str = "0"
+    build_number: int = 0
+    subdirs: tuple[str, ...] = ()
+    noarch: str = ""  # "generic" for noarch packages
+    depends: tuple[str, ...] = ()
+    constrains: tuple[str, ...] = ()
+    license: str = "MIT"
+    format: str = ".conda"
+    files: tuple[tuple[str, str], ...] = field(default=())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str) -> Recipe:
+        problems = [f"{where}: unknown key '{k}'" for k in data if k not in _RECIPE_KEYS]
+        for key in ("name", "version"):
+            if not isinstance(data.get(key), str):
+                problems.append(f"{where}: '{key}' must be a string")
+        subdirs = tuple(data.get("subdirs", ()))
+        problems += [f"{where}: subdir '{s}' is not one of {', '.join(ARCHS)}" for s in subdirs if s not in ARCHS]
+        if bool(subdirs) == bool(data.get("noarch")):
+            problems.append(f"{where}: give either subdirs = [...] or noarch = \"generic\"")
+        if data.get("format", ".conda") not in (".conda", ".tar.bz2"):
+            problems.append(f"{where}: format must be .conda or .tar.bz2")
+        if problems:
+            raise SpecError(problems)
+        return cls(
+            name=data["name"],
+            version=data["version"],
+            build=str(data.get("build", "0")),
+            build_number=int(data.get("build_number", 0)),
+            subdirs=subdirs,
+            noarch=str(data.get("noarch", "")),
+            depends=tuple(data.get("depends", ())),
+            constrains=tuple(data.get("constrains", ())),
+            license=str(data.get("license", "MIT")),
+            format=str(data.get("format", ".conda")),
+            files=tuple(sorted((str(k), str(v)) for k, v in data.get("files", {}).items())),
+        )
+
+    def filename(self) -> str:
+        return f"{self.name}-{self.version}-{self.build}{self.format}"
+
+
+def load_recipes(recipes_dir: Path) -> list[Recipe]:
+    """Every ``*.toml`` recipe in ``recipes_dir`` (a file may hold several ``[[package]]``)."""
+    recipes: list[Recipe] = []
+    problems: list[str] = []
+    for path in sorted(recipes_dir.glob("*.toml")):
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        for i, pkg in enumerate(data.get("package", [data])):
+            try:
+                recipes.append(Recipe.from_dict(pkg, f"{path.name} package {i + 1}"))
+            except SpecError as exc:
+                problems += exc.problems
+    if problems:
+        raise SpecError(problems)
+    return recipes
+
+
+def build_package(recipe: Recipe, subdir: str, out_dir: Path) -> Path:
+    """Build one package file for ``subdir`` into ``out_dir`` with conda-package-handling."""
+    from conda_package_handling import api
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = Path(tmp)
+        paths = []
+        for rel, content in recipe.files:
+            target = prefix / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            raw = content.encode("utf-8")
+            target.write_bytes(raw)
+            paths.append({"_path": rel, "path_type": "hardlink",
+                          "sha256": hashlib.sha256(raw).hexdigest(), "size_in_bytes": len(raw)})
+        index = {
+            "name": recipe.name, "version": recipe.version, "build": recipe.build,
+            "build_number": recipe.build_number, "depends": list(recipe.depends),
+            "constrains": list(recipe.constrains), "license": recipe.license,
+            "subdir": subdir, "timestamp": EPOCH * 1000,
+        }  # fmt: skip
+        if recipe.noarch:
+            index["noarch"] = recipe.noarch
+        else:
+            index["arch"], index["platform"] = _arch_platform(subdir)
+        info = prefix / "info"
+        info.mkdir()
+        (info / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True))
+        (info / "paths.json").write_text(json.dumps({"paths": paths, "paths_version": 1}, indent=2))
+        (info / "files").write_text("".join(f"{rel}\n" for rel, _ in recipe.files))
+        files = sorted(str(p.relative_to(prefix)) for p in prefix.rglob("*") if p.is_file())
+        for p in prefix.rglob("*"):
+            os.utime(p, (EPOCH, EPOCH))
+        api.create(str(prefix), files, recipe.filename(), out_folder=str(out_dir.resolve()))
+    if recipe.format == ".conda":
+        _fix_zip_times(out_dir / recipe.filename())
+    return out_dir / recipe.filename()
+
+
+def _fix_zip_times(path: Path) -> None:
+    """Rewrite a .conda (a zip) with fixed entry times so builds are byte-reproducible."""
+    import time
+    import zipfile
+
+    stamp = time.gmtime(EPOCH)[:6]
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            fixed = zipfile.ZipInfo(info.filename, date_time=stamp)
+            fixed.compress_type = info.compress_type
+            fixed.external_attr = info.external_attr
+            dst.writestr(fixed, src.read(info.filename))
+    os.replace(tmp, path)
+
+
+def _arch_platform(subdir: str) -> tuple[str, str]:
+    os_name, _, machine = subdir.partition("-")
+    return {"64": "x86_64", "aarch64": "aarch64", "arm64": "arm64"}[machine], os_name
+
+
+def build_channel(recipes_dir: Path, channel_dir: Path) -> None:
+    """Build every recipe of ``recipes_dir`` into ``channel_dir`` and index it (atomically:
+    the channel is assembled beside its final place and swapped in)."""
+    from rattler.index import index_fs
+
+    recipes = load_recipes(recipes_dir)
+    channel_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{channel_dir.name}.", dir=channel_dir.parent))
+    try:
+        (staging / "noarch").mkdir()
+        for recipe in recipes:
+            for subdir in recipe.subdirs or ("noarch",):
+                build_package(recipe, subdir, staging / subdir)
+        asyncio.run(index_fs(staging, write_zst=False, write_shards=False, force=True))
+        old = channel_dir.with_name(channel_dir.name + ".old")
+        if channel_dir.exists():
+            channel_dir.rename(old)
+        staging.rename(channel_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("built channel %s from %d recipes", channel_dir, len(recipes))
+
+
+def channel_targets(channel_dir: Path, recipes: list[Recipe]) -> list[Path]:
+    """The repodata files a built channel has (the build task's targets)."""
+    subdirs = {"noarch"} | {s for r in recipes for s in r.subdirs}
+    return [channel_dir / s / "repodata.json" for s in sorted(subdirs)]

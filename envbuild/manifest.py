@@ -1,0 +1,268 @@
+"""Parsing and validating envbuild.toml (workspace settings + [env.NAME] tables) into a Workspace."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from envbuild.channels import channel_url, is_valid_channel
+from envbuild.errors import SpecError
+from envbuild.parsers import Dep, ParsedSpec, normalise_conda_spec, python_version_spec
+from envbuild.parsers.requirements import parse_requirements
+from envbuild.platforms import ARCHS, check_arch
+from envbuild.spec import MANIFEST, EnvSpec, ResolverSettings, Workspace
+
+FORMATS = (".conda", ".tar.bz2")
+PRIORITIES = ("strict", "flexible", "disabled")
+WORKSPACE_KEYS = (
+    "archs", "channel-priority", "channels", "extra-indexes", "local-channels", "locks-dir",
+    "preferred-format", "pypi-index", "solve-timeout", "store", "virtual-packages",
+)  # fmt: skip
+ENV_KEYS = (
+    "archs", "channel-priority", "channels", "conda", "extra-indexes", "file", "pypi", "python",
+    "virtual-packages",
+)  # fmt: skip
+_ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+def _line_of(lines: list[str], table: str, key: str | None = None) -> int:
+    """The 1-based line of ``[table]`` (or of ``key`` inside it); 0 if not found."""
+    parts = [re.escape(p) for p in table.split(".")]
+    header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(parts) + r"\s*\]")
+    for i, line in enumerate(lines):
+        if header.match(line):
+            if key is None:
+                return i + 1
+            for j in range(i + 1, len(lines)):
+                if lines[j].lstrip().startswith("["):
+                    break
+                if re.match(r"^\s*\"?" + re.escape(key) + r"\"?\s*=", lines[j]):
+                    return j + 1
+            return i + 1
+    return 0
+
+
+class _Checker:
+    """Collects problems with ``envbuild.toml:LINE: [table] key ...`` locations."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+        self.problems: list[str] = []
+
+    def add(self, table: str, key: str | None, message: str) -> None:
+        line = _line_of(self.lines, table, key)
+        where = f"{MANIFEST}:{line}" if line else MANIFEST
+        what = f"[{table}]" + (f" {key}" if key else "")
+        self.problems.append(f"{where}: {what}: {message}")
+
+    def keys(self, table: str, data: dict[str, Any], allowed: tuple[str, ...]) -> None:
+        for key in data:
+            if key not in allowed:
+                self.add(table, key, f"unknown key '{key}': allowed keys are {', '.join(allowed)}")
+
+    def str_list(self, table: str, data: dict[str, Any], key: str) -> tuple[str, ...] | None:
+        value = data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.add(table, key, f"must be a list of strings, like {key} = [\"...\"]")
+            return None
+        return tuple(dict.fromkeys(v.strip() for v in value if v.strip()))
+
+    def string(self, table: str, data: dict[str, Any], key: str) -> str | None:
+        value = data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.add(table, key, f"must be a string, like {key} = \"...\"")
+            return None
+        return value.strip()
+
+    def choice(self, table: str, data: dict[str, Any], key: str, options: tuple[str, ...]) -> str | None:
+        value = self.string(table, data, key)
+        if value is not None and value not in options:
+            self.add(table, key, f"'{value}' is not one of {', '.join(options)}")
+            return None
+        return value
+
+    def archs(self, table: str, data: dict[str, Any]) -> tuple[str, ...] | None:
+        archs = self.str_list(table, data, "archs")
+        if archs is None:
+            return None
+        bad = [a for a in archs if not check_arch(a)]
+        for a in bad:
+            self.add(table, "archs", f"'{a}' is not a supported arch: use one of {', '.join(ARCHS)}")
+        if not archs:
+            self.add(table, "archs", "must not be empty: list at least one arch")
+        return None if bad or not archs else tuple(a for a in ARCHS if a in archs)
+
+    def channels(self, table: str, data: dict[str, Any], local: dict[str, str]) -> tuple[str, ...] | None:
+        channels = self.str_list(table, data, "channels")
+        if channels is None:
+            return None
+        out = []
+        for ch in channels:
+            if not is_valid_channel(ch):
+                self.add(table, "channels", f"'{ch}' is not a channel name, path or URL")
+            else:
+                out.append(normalise_channel(ch, local))
+        return tuple(out)
+
+    def virtual(self, table: str, data: dict[str, Any]) -> dict[str, str]:
+        value = data.get("virtual-packages", {})
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and k.startswith("__") and isinstance(v, str) for k, v in value.items()
+        ):
+            self.add(table, "virtual-packages", 'must map __names to versions, like __glibc = "2.28"')
+            return {}
+        return dict(value)
+
+
+def normalise_channel(channel: str, local: dict[str, str]) -> str:
+    """A channel as kept in a spec: local-channel names and relative paths as written (so the
+    req_id does not depend on where the workspace lives); other names expanded to their URL."""
+    if channel in local or channel.startswith((".", "/", "~")) or "://" in channel:
+        return channel.rstrip("/")
+    return channel_url(channel, Path("."))
+
+
+def _read_spec_file(root: Path, rel: str, archs: tuple[str, ...]) -> ParsedSpec:
+    from envbuild.parsers.envyml import parse_environment_yml
+    from envbuild.parsers.pyproject import parse_pyproject
+    from envbuild.parsers.requirements import parse_requirements
+
+    text = (root / rel).read_text(encoding="utf-8")
+    if rel.endswith((".yml", ".yaml")):
+        return parse_environment_yml(text, rel, archs)
+    if Path(rel).name == "pyproject.toml":
+        return parse_pyproject(text, rel)
+    return parse_requirements(text, rel)
+
+
+def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
+    """Parse a manifest's ``text``; spec files are read relative to ``root``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError([f"{MANIFEST}: not valid TOML: {exc}"]) from exc
+    check = _Checker(text)
+    for key in data:
+        if key not in ("workspace", "env"):
+            check.problems.append(f"{MANIFEST}: unknown table '[{key}]': only [workspace] and [env.NAME] are allowed")
+    ws = data.get("workspace", {})
+    envs = data.get("env", {})
+    if not isinstance(ws, dict) or not isinstance(envs, dict):
+        raise SpecError([f"{MANIFEST}: [workspace] and [env.NAME] must be tables"])
+    check.keys("workspace", ws, WORKSPACE_KEYS)
+    local_raw = ws.get("local-channels", {})
+    if not isinstance(local_raw, dict) or not all(isinstance(v, str) for v in local_raw.values()):
+        check.add("workspace", "local-channels", 'must map names to recipe dirs, like demo = "recipes"')
+        local_raw = {}
+    local: dict[str, str] = dict(local_raw)
+    for name, rdir in local.items():
+        if not (root / rdir).is_dir():
+            check.add("workspace", "local-channels", f"recipe dir '{rdir}' of '{name}' does not exist: create it or fix the path")
+    ws_archs = check.archs("workspace", ws) or (default_arch,)
+    ws_channels = check.channels("workspace", ws, local) or ()
+    ws_vp = check.virtual("workspace", ws)
+    ws_prio = check.choice("workspace", ws, "channel-priority", PRIORITIES) or "strict"
+    fmt = check.choice("workspace", ws, "preferred-format", FORMATS) or ".conda"
+    timeout = ws.get("solve-timeout", 120)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+        check.add("workspace", "solve-timeout", "must be a positive number of seconds")
+        timeout = 120
+    index = check.string("workspace", ws, "pypi-index") or "https://pypi.org/simple"
+    ws_extra = check.str_list("workspace", ws, "extra-indexes") or ()
+    specs = []
+    for name in sorted(envs):
+        table = f"env.{name}"
+        env = envs[name]
+        if not isinstance(env, dict):
+            check.add(table, None, "must be a table")
+            continue
+        if not _ENV_NAME.match(name):
+            check.add(table, None, f"env name '{name}' may only hold a-z, 0-9, '_', '.', '-'")
+        check.keys(table, env, ENV_KEYS)
+        archs = check.archs(table, env) or ws_archs
+        parsed = ParsedSpec()
+        files: tuple[str, ...] = ()
+        rel = check.string(table, env, "file")
+        if rel is not None:
+            if not (root / rel).is_file():
+                check.add(table, "file", f"'{rel}' does not exist: create it or fix the path (relative to {MANIFEST})")
+            elif not rel.endswith((".yml", ".yaml", ".txt", "pyproject.toml")):
+                check.add(table, "file", f"'{rel}' is not an environment.yml (.yml), requirements (.txt) or pyproject.toml")
+            else:
+                files = (Path(rel).as_posix(),)
+                try:
+                    parsed = _read_spec_file(root, rel, archs)
+                except SpecError as exc:
+                    check.problems.extend(exc.problems)
+        conda = list(parsed.conda)
+        python = parsed.python
+        for spec in check.str_list(table, env, "conda") or ():
+            try:
+                value = normalise_conda_spec(spec)
+            except ValueError as exc:
+                check.add(table, "conda", f"'{spec}' is not a valid conda spec: {exc}")
+                continue
+            pkg, _, version = value.partition(" ")
+            if pkg == "python":
+                python = python_version_spec(version) or "*"
+            else:
+                conda.append(Dep(value))
+        py = env.get("python")
+        if py is not None:
+            if not isinstance(py, str) or not py.strip():
+                check.add(table, "python", 'must be a version string, like python = "3.11"')
+            else:
+                python = python_version_spec(py)
+        pypi = list(parsed.pypi)
+        pypi_list = check.str_list(table, env, "pypi") or ()
+        if pypi_list:
+            try:
+                extra = parse_requirements("\n".join(pypi_list), f"{MANIFEST} [{table}] pypi")
+                pypi += extra.pypi
+            except SpecError as exc:
+                check.problems.extend(exc.problems)
+        channels = check.channels(table, env, local) or tuple(
+            normalise_channel(c, local) for c in parsed.channels
+        ) or ws_channels
+        if not channels and (conda or python):
+            check.add(table, "channels", "no channels: set channels in [workspace] or in this env")
+        vp = dict(ws_vp) | check.virtual(table, env) | dict(parsed.sys)
+        extra_idx = tuple(dict.fromkeys(ws_extra + (check.str_list(table, env, "extra-indexes") or ()) + parsed.extra_indexes))
+        specs.append(
+            EnvSpec(
+                name=name,
+                archs=archs,
+                channels=channels,
+                conda=tuple(dict.fromkeys(conda)),
+                pypi=tuple(dict.fromkeys(pypi)),
+                python=python,
+                pypi_index=index,
+                extra_indexes=extra_idx,
+                find_links=parsed.find_links,
+                trusted_hosts=parsed.trusted_hosts,
+                pre=parsed.pre,
+                no_index=parsed.no_index,
+                virtual_packages=tuple(sorted(vp.items())),
+                spec_files=files,
+                settings=ResolverSettings(
+                    channel_priority=check.choice(table, env, "channel-priority", PRIORITIES) or ws_prio,
+                    solve_timeout=float(timeout),
+                ),
+            )
+        )
+    if check.problems:
+        raise SpecError(check.problems)
+    return Workspace(
+        root=root,
+        envs=tuple(specs),
+        store=str(ws.get("store", ".envbuild/store")),
+        locks_dir=str(ws.get("locks-dir", "locks")),
+        preferred_format=fmt,
+        local_channels=tuple(sorted(local.items())),
+    )

@@ -1,0 +1,73 @@
+"""Spec-file parsers (environment.yml, requirements.txt, pyproject.toml) and their common result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Dep:
+    """One requirement string, optionally restricted to some target archs (from selectors)."""
+
+    value: str
+    archs: tuple[str, ...] = ()  # empty: every arch
+
+    def to_dict(self) -> dict[str, object]:
+        return {"value": self.value, "archs": list(self.archs)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Dep:
+        archs = data.get("archs", [])
+        assert isinstance(archs, list)
+        return cls(value=str(data["value"]), archs=tuple(str(a) for a in archs))
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedSpec:
+    """What one spec file contributes to an environment. Values are normalised strings."""
+
+    conda: tuple[Dep, ...] = ()
+    pypi: tuple[Dep, ...] = ()
+    channels: tuple[str, ...] = ()
+    extra_indexes: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    trusted_hosts: tuple[str, ...] = ()
+    pre: bool = False
+    no_index: bool = False
+    python: str | None = None  # a conda version spec for python, e.g. "3.11.*" or ">=3.10"
+    sys: tuple[tuple[str, str], ...] = field(default=())  # virtual packages, e.g. ("__cuda", "12.0")
+
+
+def normalise_conda_spec(spec: str) -> str:
+    """The canonical string of a conda match spec (``numpy>= 1.2`` → ``numpy >=1.2``).
+
+    Raises ValueError with rattler's message when ``spec`` is not a valid match spec.
+    """
+    from rattler import MatchSpec
+
+    try:
+        return str(MatchSpec(" ".join(spec.split())))
+    except Exception as exc:  # rattler raises its own InvalidMatchSpecError
+        raise ValueError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+
+
+def python_version_spec(version: str) -> str:
+    """A python version as a conda version spec: a bare ``3.11`` means ``3.11.*``."""
+    version = version.strip().lstrip("=")
+    if version and all(part.isdigit() for part in version.split(".")) and version.count(".") < 2:
+        return f"{version}.*"
+    return version
+
+
+def merge_deps(per_arch: dict[str, list[str]], archs: tuple[str, ...]) -> tuple[Dep, ...]:
+    """Turn per-arch dependency lists into Deps: one present for every arch is unrestricted."""
+    order: dict[str, None] = {}
+    where: dict[str, list[str]] = {}
+    for arch in archs:
+        for value in per_arch.get(arch, []):
+            order.setdefault(value, None)
+            if arch not in where.setdefault(value, []):
+                where[value].append(arch)
+    return tuple(
+        Dep(v, () if len(where[v]) == len(archs) else tuple(sorted(where[v]))) for v in order
+    )

@@ -1,0 +1,131 @@
+"""environment.yml parser: channels, dependencies, the nested pip section and line selectors."""
+
+from __future__ import annotations
+
+import yaml
+
+from envbuild.errors import SpecError
+from envbuild.parsers import ParsedSpec, merge_deps, normalise_conda_spec, python_version_spec
+from envbuild.parsers.requirements import parse_requirements
+from envbuild.parsers.selectors import SELECTOR, SelectorSyntaxError, evaluate
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _select(lines: list[str], arch: str, path: str, problems: list[str]) -> str:
+    kept: list[str] = []
+    for number, line in enumerate(lines, 1):
+        match = SELECTOR.search(line)
+        keep = True
+        if match:
+            try:
+                keep = evaluate(match.group(1), arch)
+            except SelectorSyntaxError as exc:
+                msg = f"{path}:{number}: {exc}"
+                if msg not in problems:
+                    problems.append(msg)
+        kept.append(line if keep else "")
+    return "\n".join(kept)
+
+
+def _scalars(node: yaml.Node, path: str, what: str, problems: list[str]) -> list[tuple[int, str]]:
+    if not isinstance(node, yaml.SequenceNode):
+        problems.append(f"{path}:{node.start_mark.line + 1}: '{what}' must be a list")
+        return []
+    out = []
+    for item in node.value:
+        if isinstance(item, yaml.ScalarNode):
+            out.append((item.start_mark.line + 1, str(item.value)))
+    return out
+
+
+def parse_environment_yml(text: str, path: str, archs: tuple[str, ...]) -> ParsedSpec:
+    """Parse an environment.yml for the target ``archs`` (selectors make deps arch-specific)."""
+    problems: list[str] = []
+    lines = text.splitlines()
+    conda: dict[str, list[str]] = {}
+    pypi: dict[str, list[str]] = {}
+    channels: list[str] = []
+    python: str | None = None
+    pip_parsed: list[ParsedSpec] = []
+    for arch in archs:
+        selected = _select(lines, arch, path, problems)
+        try:
+            root = yaml.compose(selected, Loader=_Loader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else path
+            raise SpecError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+        if root is None:
+            continue
+        if not isinstance(root, yaml.MappingNode):
+            raise SpecError([f"{path}:1: an environment.yml must be a mapping with 'dependencies'"])
+        conda[arch], pypi[arch] = [], []
+        for key_node, value_node in root.value:
+            key = key_node.value
+            if key == "channels":
+                for _, ch in _scalars(value_node, path, "channels", problems):
+                    if ch not in channels:
+                        channels.append(ch)
+            elif key in ("pypi-indices", "pypi-indexes"):
+                for line_no, url in _scalars(value_node, path, key, problems):
+                    pip_parsed.append(
+                        parse_requirements("\n" * (line_no - 1) + f"--extra-index-url {url}", path)
+                    )
+            elif key == "dependencies":
+                if not isinstance(value_node, yaml.SequenceNode):
+                    problems.append(
+                        f"{path}:{value_node.start_mark.line + 1}: 'dependencies' must be a list"
+                    )
+                    continue
+                for item in value_node.value:
+                    line_no = item.start_mark.line + 1
+                    if isinstance(item, yaml.ScalarNode):
+                        try:
+                            spec = normalise_conda_spec(str(item.value))
+                        except ValueError as exc:
+                            problems.append(
+                                f"{path}:{line_no}: '{item.value}' is not a valid conda spec: {exc}"
+                            )
+                            continue
+                        name, _, version = spec.partition(" ")
+                        if name == "python":
+                            python = python or python_version_spec(version) or "*"
+                        else:
+                            conda[arch].append(spec)
+                    elif isinstance(item, yaml.MappingNode) and [
+                        k.value for k, _ in item.value
+                    ] == ["pip"]:
+                        entries = _scalars(item.value[0][1], path, "pip", problems)
+                        # Keep every pip entry on its own line number so errors point at it.
+                        body = [""] * (entries[-1][0] if entries else 0)
+                        for n, value in entries:
+                            body[n - 1] = value
+                        try:
+                            parsed = parse_requirements("\n".join(body), path)
+                        except SpecError as exc:
+                            problems.extend(p for p in exc.problems if p not in problems)
+                            continue
+                        pip_parsed.append(parsed)
+                        pypi[arch].extend(d.value for d in parsed.pypi)
+                    else:
+                        problems.append(
+                            f"{path}:{line_no}: a dependency must be a conda spec or a 'pip:' list"
+                        )
+    if problems:
+        raise SpecError(problems)
+
+    def uniq(values: list[str]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(values))
+
+    return ParsedSpec(
+        conda=merge_deps(conda, archs),
+        pypi=merge_deps(pypi, archs),
+        channels=tuple(channels),
+        extra_indexes=uniq([u for p in pip_parsed for u in p.extra_indexes]),
+        find_links=uniq([u for p in pip_parsed for u in p.find_links]),
+        trusted_hosts=uniq([u for p in pip_parsed for u in p.trusted_hosts]),
+        pre=any(p.pre for p in pip_parsed),
+        no_index=any(p.no_index for p in pip_parsed),
+        python=python,
+    )

@@ -1,0 +1,1 @@
+"""Resolvers: turn an EnvSpec into locked packages for one target arch."""

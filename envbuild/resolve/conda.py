@@ -1,0 +1,142 @@
+"""Conda resolution with py-rattler for an explicit target arch and its virtual packages."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from envbuild.channels import channel_url, redact_url
+from envbuild.errors import ResolveError, UnsatisfiableError
+from envbuild.lock import LockedPackage
+from envbuild.platforms import virtual_packages
+
+if TYPE_CHECKING:
+    from rattler import Gateway, RepoDataRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CondaRequest:
+    """Everything one conda solve depends on. ``channels`` are URLs, highest priority first."""
+
+    specs: tuple[str, ...]
+    channels: tuple[str, ...]
+    arch: str
+    virtual_packages: tuple[tuple[str, str, str], ...]
+    channel_priority: str = "strict"
+    timeout: float = 120.0
+
+
+def make_request(
+    specs: list[str],
+    channels: tuple[str, ...],
+    arch: str,
+    overrides: Mapping[str, str],
+    base_dir: Path,
+    local_channels: Mapping[str, Path],
+    channel_priority: str = "strict",
+    timeout: float = 120.0,
+) -> CondaRequest:
+    """Build a request: channels become URLs (local-channel names map to their built dir)."""
+    urls = tuple(
+        local_channels[c].resolve().as_uri() if c in local_channels else channel_url(c, base_dir)
+        for c in channels
+    )
+    return CondaRequest(
+        specs=tuple(specs),
+        channels=urls,
+        arch=arch,
+        virtual_packages=virtual_packages(arch, overrides),
+        channel_priority=channel_priority,
+        timeout=timeout,
+    )
+
+
+def record_to_package(record: RepoDataRecord) -> LockedPackage:
+    """A rattler record as a LockedPackage, with credentials removed from URLs."""
+    ts = record.timestamp
+    return LockedPackage(
+        kind="conda",
+        name=record.name.normalized,
+        version=str(record.version),
+        build=str(record.build),
+        build_number=record.build_number,
+        channel=redact_url(record.channel or "").rstrip("/"),
+        subdir=str(record.subdir),
+        url=redact_url(record.url),
+        filename=str(record.file_name),
+        md5=record.md5.hex() if record.md5 else "",
+        sha256=record.sha256.hex() if record.sha256 else "",
+        size=record.size or 0,
+        depends=tuple(str(d) for d in record.depends),
+        constrains=tuple(str(c) for c in record.constrains),
+        noarch=str(record.noarch) if record.noarch and str(record.noarch) != "None" else "",
+        license=str(record.license or ""),
+        timestamp=int(ts.timestamp() * 1000) if ts else 0,
+        track_features=tuple(str(t) for t in record.track_features),
+    )
+
+
+async def solve_async(request: CondaRequest, gateway: Gateway) -> list[LockedPackage]:
+    """Solve ``request`` with ``gateway`` (which owns repodata fetching and caching)."""
+    import rattler
+    from rattler import BuildString, GenericVirtualPackage, PackageName, Version
+    from rattler.exceptions import SolverError
+
+    priority = {
+        "strict": rattler.ChannelPriority.Strict,
+        "flexible": rattler.ChannelPriority.Flexible,
+        "disabled": rattler.ChannelPriority.Disabled,
+    }[request.channel_priority]
+    vps = [
+        GenericVirtualPackage(PackageName(n), Version(v), BuildString(b))
+        for n, v, b in request.virtual_packages
+    ]
+    where = f"{request.arch} from {', '.join(redact_url(c) for c in request.channels)}"
+    log.info("solving %s for %s", " ".join(request.specs), where)
+    try:
+        records = await rattler.solve(
+            list(request.channels),
+            list(request.specs),
+            gateway=gateway,
+            platforms=[request.arch, "noarch"],
+            virtual_packages=vps,
+            timeout=datetime.timedelta(seconds=request.timeout),
+            channel_priority=priority,
+            timestamp_policy="allow-missing",
+        )
+    except SolverError as exc:
+        text = str(exc).strip()
+        if "timeout" in text.lower() or "cancel" in text.lower():
+            raise ResolveError(
+                f"the solve for {where} took longer than {request.timeout:g} s: "
+                "tighten the specs or raise [workspace] solve-timeout"
+            ) from None
+        raise UnsatisfiableError(
+            f"the specs cannot be satisfied for {where}:\n{redact_url(text)}"
+        ) from None
+    except Exception as exc:  # rattler's gateway/fetch errors have no common base
+        raise ResolveError(
+            f"could not read channels for {where}: {redact_url(str(exc).strip())}: "
+            "check the channel names/URLs and that they are reachable"
+        ) from None
+    return [record_to_package(r) for r in records]
+
+
+def solve(request: CondaRequest, gateway: Gateway) -> list[LockedPackage]:
+    """Synchronous wrapper of :func:`solve_async`."""
+    return asyncio.run(solve_async(request, gateway))
+
+
+def new_gateway(cache_dir: Path) -> Gateway:
+    """A rattler Gateway caching repodata under ``cache_dir`` (made absolute)."""
+    from rattler import Gateway
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return Gateway(cache_dir=cache_dir.resolve())

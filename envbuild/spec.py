@@ -1,0 +1,176 @@
+"""The workspace manifest (envbuild.toml) and its environments, parsed into frozen specs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from envbuild import ids
+from envbuild.errors import SpecError
+from envbuild.parsers import Dep
+from envbuild.platforms import host_arch
+
+MANIFEST = "envbuild.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class ResolverSettings:
+    """Settings that change a solve without being requirements (part of the task's uptodate)."""
+
+    channel_priority: str = "strict"
+    solve_timeout: float = 120.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"channel_priority": self.channel_priority, "solve_timeout": self.solve_timeout}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ResolverSettings:
+        return cls(
+            channel_priority=str(data["channel_priority"]),
+            solve_timeout=float(data["solve_timeout"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EnvSpec:
+    """One environment's normalised requirements and sources, for every arch it targets."""
+
+    name: str
+    archs: tuple[str, ...]
+    channels: tuple[str, ...]  # as written, names expanded; order is priority
+    conda: tuple[Dep, ...] = ()  # python excluded: see ``python``
+    pypi: tuple[Dep, ...] = ()
+    python: str | None = None  # conda version spec ("3.11.*"), "*" for any
+    pypi_index: str = "https://pypi.org/simple"
+    extra_indexes: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    trusted_hosts: tuple[str, ...] = ()
+    pre: bool = False
+    no_index: bool = False
+    virtual_packages: tuple[tuple[str, str], ...] = ()
+    spec_files: tuple[str, ...] = ()  # relative to the workspace root
+    settings: ResolverSettings = field(default_factory=ResolverSettings)
+
+    @property
+    def kind(self) -> str:
+        """``conda`` (conda deps only), ``pypi`` (python + PyPI deps) or ``mixed``."""
+        if not self.pypi:
+            return "conda"
+        return "mixed" if self.conda else "pypi"
+
+    def conda_specs(self, arch: str) -> list[str]:
+        """The conda match specs to solve for ``arch`` (python first when given)."""
+        specs = [f"python {self.python}" if self.python != "*" else "python"] if self.python else []
+        specs += [d.value for d in self.conda if not d.archs or arch in d.archs]
+        return specs
+
+    def req_categories(self) -> dict[str, list[str]]:
+        def dep(d: Dep) -> str:
+            return d.value + (f" [{','.join(d.archs)}]" if d.archs else "")
+
+        conda = [dep(d) for d in self.conda]
+        if self.python:
+            conda.append(f"python {self.python}")
+        return {
+            "conda": conda,
+            "pypi": [dep(d) for d in self.pypi],
+            "sys": [f"{n}={v}" for n, v in self.virtual_packages],
+            # Channel order is priority, so the whole ordered list is one value.
+            "channels": [" | ".join(self.channels)],
+            "indexes": [f"base:{self.pypi_index}"]
+            + [f"extra:{u}" for u in self.extra_indexes]
+            + [f"find-links:{u}" for u in self.find_links],
+            "flags": (["--pre"] if self.pre else [])
+            + (["--no-index"] if self.no_index else [])
+            + [f"--trusted-host {h}" for h in self.trusted_hosts],
+        }
+
+    @property
+    def req_id(self) -> str:
+        return ids.req_id(self.req_categories())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "archs": list(self.archs),
+            "channels": list(self.channels),
+            "conda": [d.to_dict() for d in self.conda],
+            "pypi": [d.to_dict() for d in self.pypi],
+            "python": self.python,
+            "pypi_index": self.pypi_index,
+            "extra_indexes": list(self.extra_indexes),
+            "find_links": list(self.find_links),
+            "trusted_hosts": list(self.trusted_hosts),
+            "pre": self.pre,
+            "no_index": self.no_index,
+            "virtual_packages": {n: v for n, v in self.virtual_packages},
+            "spec_files": list(self.spec_files),
+            "settings": self.settings.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EnvSpec:
+        return cls(
+            name=data["name"],
+            archs=tuple(data["archs"]),
+            channels=tuple(data["channels"]),
+            conda=tuple(Dep.from_dict(d) for d in data["conda"]),
+            pypi=tuple(Dep.from_dict(d) for d in data["pypi"]),
+            python=data["python"],
+            pypi_index=data["pypi_index"],
+            extra_indexes=tuple(data["extra_indexes"]),
+            find_links=tuple(data["find_links"]),
+            trusted_hosts=tuple(data["trusted_hosts"]),
+            pre=bool(data["pre"]),
+            no_index=bool(data["no_index"]),
+            virtual_packages=tuple(sorted(data["virtual_packages"].items())),
+            spec_files=tuple(data["spec_files"]),
+            settings=ResolverSettings.from_dict(data["settings"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """A parsed envbuild.toml: where it is, its shared settings and its environments."""
+
+    root: Path
+    envs: tuple[EnvSpec, ...]
+    store: str = ".envbuild/store"
+    locks_dir: str = "locks"
+    preferred_format: str = ".conda"  # used by the artifact stage (transmutation)
+    local_channels: tuple[tuple[str, str], ...] = ()  # (name, recipes dir) built by a task
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / MANIFEST
+
+    def env(self, name: str) -> EnvSpec:
+        for env in self.envs:
+            if env.name == name:
+                return env
+        known = ", ".join(e.name for e in self.envs) or "none"
+        raise SpecError([f"{self.manifest.name}: no environment '{name}' (known: {known})"])
+
+    def lock_path(self, env: str, arch: str) -> Path:
+        return self.root / self.locks_dir / env / f"{arch}.json"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".envbuild"
+
+
+def load_workspace(root: Path) -> Workspace:
+    """Parse ``root/envbuild.toml`` and every spec file it names. Collects all problems."""
+    from envbuild.manifest import parse_manifest
+
+    path = root / MANIFEST
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(
+            [f"{path}: not found: run envbuild in a workspace directory holding {MANIFEST}"]
+        ) from None
+    return parse_manifest(text, root, host_arch())
+

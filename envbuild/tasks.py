@@ -1,0 +1,240 @@
+"""The only module that knows doit: typed stage specs turned into doit task dicts.
+
+In a workspace, a ``dodo.py`` of ``from envbuild.tasks import *`` gives ``doit resolve``;
+elsewhere ``globals().update(workspace_tasks("path/to/workspace"))`` does the same.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from envbuild.errors import EnvbuildError
+from envbuild.fs import atomic_write
+from envbuild.spec import MANIFEST, EnvSpec, Workspace, load_workspace
+
+log = logging.getLogger(__name__)
+FAILURES: list[EnvbuildError] = []  # user errors raised by actions in this process (for exit 2)
+_GATEWAYS: dict[Path, Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveTask:
+    """One env × arch resolution: what it reads, what it writes, what makes it stale."""
+
+    env: EnvSpec
+    arch: str
+    root: Path
+    lock: Path
+    file_dep: tuple[Path, ...]
+    local_channels: tuple[tuple[str, Path], ...]
+    cache_dir: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.env.name}@{self.arch}"
+
+    @property
+    def uptodate_key(self) -> dict[str, Any]:
+        return {"req_id": self.env.req_id, "settings": self.env.settings.to_dict(), "lock": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelTask:
+    """Build a local channel from recipe files."""
+
+    name: str
+    recipes: Path
+    out: Path
+    file_dep: tuple[Path, ...]
+    targets: tuple[Path, ...]
+
+
+def _split(value: str | None) -> set[str] | None:
+    return {v.strip() for v in value.split(",") if v.strip()} if value else None
+
+
+def _channel_dir(ws: Workspace, name: str) -> Path:
+    return ws.state_dir / "channels" / name
+
+
+def spec_snapshot(ws: Workspace, env: EnvSpec) -> Path:
+    """This env's slice of the manifest, rewritten only when it changes: the resolve task's
+    file_dep on the manifest, so that editing one env does not make the others stale."""
+    path = ws.state_dir / "specs" / f"{env.name}.json"
+    atomic_write(path, json.dumps(env.to_dict(), sort_keys=True, indent=1) + "\n")
+    return path
+
+
+def channel_tasks(ws: Workspace) -> list[ChannelTask]:
+    from envbuild.localchannel import channel_targets, load_recipes
+
+    tasks = []
+    for name, rdir in ws.local_channels:
+        recipes = ws.root / rdir
+        out = _channel_dir(ws, name)
+        tasks.append(
+            ChannelTask(
+                name=name,
+                recipes=recipes,
+                out=out,
+                file_dep=tuple(sorted(recipes.glob("*.toml"))),
+                targets=tuple(channel_targets(out, load_recipes(recipes))),
+            )
+        )
+    return tasks
+
+
+def resolve_tasks(ws: Workspace, envs: set[str] | None, archs: set[str] | None) -> list[ResolveTask]:
+    """The resolve subtasks, filtered by env and arch names."""
+    from envbuild.errors import SpecError
+
+    from envbuild.platforms import ARCHS
+
+    known = {e.name for e in ws.envs}
+    problems = []
+    if envs and envs - known:
+        problems.append(f"env={','.join(sorted(envs - known))}: no such env in {MANIFEST} (known: {', '.join(sorted(known))})")
+    if archs and archs - set(ARCHS):
+        problems.append(f"arch={','.join(sorted(archs - set(ARCHS)))}: not a supported arch (use {', '.join(ARCHS)})")
+    if problems:
+        raise SpecError(problems)
+    ws.state_dir.mkdir(parents=True, exist_ok=True)
+    local = {c.name: c for c in channel_tasks(ws)} if ws.local_channels else {}
+    out = []
+    for env in ws.envs:
+        if envs and env.name not in envs:
+            continue
+        deps = [ws.root / f for f in env.spec_files] + [spec_snapshot(ws, env)]
+        for ch in env.channels:
+            if ch in local:
+                deps += local[ch].targets
+        for arch in env.archs:
+            if archs and arch not in archs:
+                continue
+            out.append(
+                ResolveTask(
+                    env=env,
+                    arch=arch,
+                    root=ws.root,
+                    lock=ws.lock_path(env.name, arch),
+                    file_dep=tuple(deps),
+                    local_channels=tuple((n, c.out) for n, c in sorted(local.items())),
+                    cache_dir=ws.state_dir / "cache" / "repodata",
+                )
+            )
+    return out
+
+
+def run_resolve(task: ResolveTask) -> bool | Exception:
+    """The action of one resolve subtask. User errors are reported without a traceback."""
+    from doit.exceptions import TaskFailed
+
+    from envbuild.resolve.conda import new_gateway
+    from envbuild.resolve.env import resolve_env
+
+    gateway = _GATEWAYS.get(task.cache_dir)
+    if gateway is None:
+        gateway = _GATEWAYS[task.cache_dir] = new_gateway(task.cache_dir)
+    try:
+        lock = resolve_env(task.env, task.arch, task.root, dict(task.local_channels), gateway)
+    except EnvbuildError as exc:
+        FAILURES.append(exc)
+        return TaskFailed(f"resolve {task.name}: {exc}")
+    atomic_write(task.lock, lock.dumps())
+    log.info("locked %s: %d packages, full_id %s", task.name, len(lock.packages), lock.env_id.full_id)
+    return True
+
+
+def run_channel(task: ChannelTask) -> bool | Exception:
+    from doit.exceptions import TaskFailed
+
+    from envbuild.localchannel import build_channel
+
+    try:
+        build_channel(task.recipes, task.out)
+    except EnvbuildError as exc:
+        FAILURES.append(exc)
+        return TaskFailed(f"channel {task.name}: {exc}")
+    return True
+
+
+def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) -> dict[str, Any]:
+    """doit task creators (and DOIT_CONFIG) for the workspace at ``root`` (``preloaded``:
+    its already parsed manifest, to avoid parsing it twice)."""
+    root_path = Path(root)
+
+    def workspace() -> Workspace:
+        from doit.exceptions import InvalidDodoFile
+
+        if preloaded is not None:
+            return preloaded
+        try:
+            return load_workspace(root_path.resolve())
+        except EnvbuildError as exc:
+            FAILURES.append(exc)
+            raise InvalidDodoFile(str(exc)) from None
+
+    def task_channel() -> Iterator[dict[str, Any]]:
+        """Build the workspace's local channels from their recipes."""
+        ws = workspace()
+        yield {"basename": "channel", "name": None, "doc": task_channel.__doc__}
+        for task in channel_tasks(ws):
+            yield {
+                "name": task.name,
+                "actions": [(run_channel, [task])],
+                "file_dep": [str(p) for p in task.file_dep],
+                "targets": [str(p) for p in task.targets],
+                "clean": True,
+            }
+
+    def task_resolve() -> Iterator[dict[str, Any]]:
+        """Resolve every env × arch into a lockfile (filter with env=NAME,... arch=ARCH,...)."""
+        from doit import get_var
+        from doit.exceptions import InvalidDodoFile
+        from doit.tools import config_changed
+
+        ws = workspace()
+        try:
+            tasks = resolve_tasks(ws, _split(get_var("env")), _split(get_var("arch")))
+        except EnvbuildError as exc:
+            FAILURES.append(exc)
+            raise InvalidDodoFile(str(exc)) from None
+        yield {"basename": "resolve", "name": None, "doc": task_resolve.__doc__}
+        for task in tasks:
+            yield {
+                "name": task.name,
+                "actions": [(run_resolve, [task])],
+                "file_dep": [str(p) for p in task.file_dep],
+                "targets": [str(task.lock)],
+                "uptodate": [config_changed(task.uptodate_key)],
+                "clean": True,
+            }
+
+    state = root_path / ".envbuild"
+    state.mkdir(parents=True, exist_ok=True)
+    return {
+        "DOIT_CONFIG": {
+            "dep_file": str(state / "doit.db"),
+            "backend": "sqlite3",
+            "default_tasks": ["resolve"],
+            "verbosity": 1,
+        },
+        "task_channel": task_channel,
+        "task_resolve": task_resolve,
+    }
+
+
+__all__ = ["DOIT_CONFIG", "task_channel", "task_resolve", "workspace_tasks"]
+
+
+def __getattr__(name: str) -> Any:
+    """``from envbuild.tasks import *`` in a dodo.py: the tasks of the current directory's
+    workspace, made only when a dodo asks for them (importing this module has no effect)."""
+    if name in ("DOIT_CONFIG", "task_channel", "task_resolve"):
+        return workspace_tasks(".")[name]
+    raise AttributeError(name)
