@@ -152,7 +152,7 @@ def _run_doit(args: list[str], root: Path) -> int:
     code = main.run(args)
     if tasks.FAILURES:
         return 2
-    return int(code)
+    return int(code or 0)
 
 
 if __name__ == "__main__":

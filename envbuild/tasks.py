@@ -62,12 +62,32 @@ def _channel_dir(ws: Workspace, name: str) -> Path:
     return ws.state_dir / "channels" / name
 
 
-def spec_snapshot(ws: Workspace, env: EnvSpec) -> Path:
-    """This env's slice of the manifest, rewritten only when it changes: the resolve task's
-    file_dep on the manifest, so that editing one env does not make the others stale."""
-    path = ws.state_dir / "specs" / f"{env.name}.json"
-    atomic_write(path, json.dumps(env.to_dict(), sort_keys=True, indent=1) + "\n")
-    return path
+@dataclass(frozen=True, slots=True)
+class SpecTask:
+    """Snapshot one env's normalised spec from the manifest and its spec files. The snapshot is
+    rewritten only when it changes, so editing one env in the manifest leaves the others'
+    resolve tasks up to date."""
+
+    env: EnvSpec
+    file_dep: tuple[Path, ...]
+    target: Path
+
+
+def spec_tasks(ws: Workspace, envs: set[str] | None = None) -> list[SpecTask]:
+    return [
+        SpecTask(
+            env=env,
+            file_dep=(ws.manifest, *(ws.root / f for f in env.spec_files)),
+            target=ws.state_dir / "specs" / f"{env.name}.json",
+        )
+        for env in ws.envs
+        if not envs or env.name in envs
+    ]
+
+
+def run_spec(task: SpecTask) -> bool:
+    atomic_write(task.target, json.dumps(task.env.to_dict(), sort_keys=True, indent=1) + "\n")
+    return True
 
 
 def channel_tasks(ws: Workspace) -> list[ChannelTask]:
@@ -109,7 +129,7 @@ def resolve_tasks(ws: Workspace, envs: set[str] | None, archs: set[str] | None) 
     for env in ws.envs:
         if envs and env.name not in envs:
             continue
-        deps = [ws.root / f for f in env.spec_files] + [spec_snapshot(ws, env)]
+        deps = [ws.root / f for f in env.spec_files] + [ws.state_dir / "specs" / f"{env.name}.json"]
         for ch in env.channels:
             if ch in local:
                 deps += local[ch].targets
@@ -192,6 +212,21 @@ def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) 
                 "clean": True,
             }
 
+    def task_spec() -> Iterator[dict[str, Any]]:
+        """Snapshot each env's normalised spec (what its resolve tasks depend on)."""
+        from doit import get_var
+
+        ws = workspace()
+        yield {"basename": "spec", "name": None, "doc": task_spec.__doc__}
+        for task in spec_tasks(ws, _split(get_var("env"))):
+            yield {
+                "name": task.env.name,
+                "actions": [(run_spec, [task])],
+                "file_dep": [str(p) for p in task.file_dep],
+                "targets": [str(task.target)],
+                "clean": True,
+            }
+
     def task_resolve() -> Iterator[dict[str, Any]]:
         """Resolve every env × arch into a lockfile (filter with env=NAME,... arch=ARCH,...)."""
         from doit import get_var
@@ -225,16 +260,17 @@ def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) 
             "verbosity": 1,
         },
         "task_channel": task_channel,
+        "task_spec": task_spec,
         "task_resolve": task_resolve,
     }
 
 
-__all__ = ["DOIT_CONFIG", "task_channel", "task_resolve", "workspace_tasks"]
+__all__ = ["DOIT_CONFIG", "task_channel", "task_resolve", "task_spec", "workspace_tasks"]
 
 
 def __getattr__(name: str) -> Any:
     """``from envbuild.tasks import *`` in a dodo.py: the tasks of the current directory's
     workspace, made only when a dodo asks for them (importing this module has no effect)."""
-    if name in ("DOIT_CONFIG", "task_channel", "task_resolve"):
+    if name in ("DOIT_CONFIG", "task_channel", "task_resolve", "task_spec"):
         return workspace_tasks(".")[name]
     raise AttributeError(name)
