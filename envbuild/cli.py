@@ -119,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point. ``-C DIR`` picks the workspace (default: the current directory)."""
     args = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
-        level=os.environ.get("ENVBUILD_LOG", "WARNING").upper(), format="%(levelname)s %(name)s: %(message)s"
+        level=os.environ.get("ENVBUILD_LOG", "WARNING").upper(),
+        format="%(levelname)s %(name)s: %(message)s",
     )
     root = Path(".")
     if args[:1] == ["-C"] and len(args) > 1:

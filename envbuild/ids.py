@@ -84,7 +84,9 @@ def parse_env_ref(text: str) -> Alias | ExactRef:
     text = text.strip()
     if _HEX40.match(text):
         raise SpecError(
-            [f"env reference '{text}' is a bare id, which is ambiguous: use req_id:full_id or an alias"]
+            [
+                f"env reference '{text}' is a bare id, which is ambiguous: use req_id:full_id or an alias"
+            ]
         )
     name, sep, tag = text.rpartition(":")
     if not sep:

@@ -46,9 +46,13 @@ class Recipe:
             if not isinstance(data.get(key), str):
                 problems.append(f"{where}: '{key}' must be a string")
         subdirs = tuple(data.get("subdirs", ()))
-        problems += [f"{where}: subdir '{s}' is not one of {', '.join(ARCHS)}" for s in subdirs if s not in ARCHS]
+        problems += [
+            f"{where}: subdir '{s}' is not one of {', '.join(ARCHS)}"
+            for s in subdirs
+            if s not in ARCHS
+        ]
         if bool(subdirs) == bool(data.get("noarch")):
-            problems.append(f"{where}: give either subdirs = [...] or noarch = \"generic\"")
+            problems.append(f'{where}: give either subdirs = [...] or noarch = "generic"')
         if data.get("format", ".conda") not in (".conda", ".tar.bz2"):
             problems.append(f"{where}: format must be .conda or .tar.bz2")
         if problems:
@@ -100,8 +104,14 @@ def build_package(recipe: Recipe, subdir: str, out_dir: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             raw = content.encode("utf-8")
             target.write_bytes(raw)
-            paths.append({"_path": rel, "path_type": "hardlink",
-                          "sha256": hashlib.sha256(raw).hexdigest(), "size_in_bytes": len(raw)})
+            paths.append(
+                {
+                    "_path": rel,
+                    "path_type": "hardlink",
+                    "sha256": hashlib.sha256(raw).hexdigest(),
+                    "size_in_bytes": len(raw),
+                }
+            )
         index = {
             "name": recipe.name, "version": recipe.version, "build": recipe.build,
             "build_number": recipe.build_number, "depends": list(recipe.depends),

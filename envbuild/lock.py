@@ -1,4 +1,4 @@
-"""The Lock model: one resolved env × arch, with deterministic, versioned JSON (de)serialisation."""
+"""The Lock model: one resolved env x arch, with deterministic, versioned JSON (de)serialisation."""
 
 from __future__ import annotations
 
@@ -177,4 +177,3 @@ def read_lock(path: Path) -> Lock:
     except FileNotFoundError:
         raise LockError(f"{path}: no lockfile: run `envbuild resolve` first") from None
     return Lock.loads(text, str(path))
-

@@ -67,7 +67,7 @@ class _Checker:
         if value is None:
             return None
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.add(table, key, f"must be a list of strings, like {key} = [\"...\"]")
+            self.add(table, key, f'must be a list of strings, like {key} = ["..."]')
             return None
         return tuple(dict.fromkeys(v.strip() for v in value if v.strip()))
 
@@ -76,11 +76,13 @@ class _Checker:
         if value is None:
             return None
         if not isinstance(value, str):
-            self.add(table, key, f"must be a string, like {key} = \"...\"")
+            self.add(table, key, f'must be a string, like {key} = "..."')
             return None
         return value.strip()
 
-    def choice(self, table: str, data: dict[str, Any], key: str, options: tuple[str, ...]) -> str | None:
+    def choice(
+        self, table: str, data: dict[str, Any], key: str, options: tuple[str, ...]
+    ) -> str | None:
         value = self.string(table, data, key)
         if value is not None and value not in options:
             self.add(table, key, f"'{value}' is not one of {', '.join(options)}")
@@ -93,12 +95,16 @@ class _Checker:
             return None
         bad = [a for a in archs if not check_arch(a)]
         for a in bad:
-            self.add(table, "archs", f"'{a}' is not a supported arch: use one of {', '.join(ARCHS)}")
+            self.add(
+                table, "archs", f"'{a}' is not a supported arch: use one of {', '.join(ARCHS)}"
+            )
         if not archs:
             self.add(table, "archs", "must not be empty: list at least one arch")
         return None if bad or not archs else tuple(a for a in ARCHS if a in archs)
 
-    def channels(self, table: str, data: dict[str, Any], local: dict[str, str]) -> tuple[str, ...] | None:
+    def channels(
+        self, table: str, data: dict[str, Any], local: dict[str, str]
+    ) -> tuple[str, ...] | None:
         channels = self.str_list(table, data, "channels")
         if channels is None:
             return None
@@ -113,9 +119,12 @@ class _Checker:
     def virtual(self, table: str, data: dict[str, Any]) -> dict[str, str]:
         value = data.get("virtual-packages", {})
         if not isinstance(value, dict) or not all(
-            isinstance(k, str) and k.startswith("__") and isinstance(v, str) for k, v in value.items()
+            isinstance(k, str) and k.startswith("__") and isinstance(v, str)
+            for k, v in value.items()
         ):
-            self.add(table, "virtual-packages", 'must map __names to versions, like __glibc = "2.28"')
+            self.add(
+                table, "virtual-packages", 'must map __names to versions, like __glibc = "2.28"'
+            )
             return {}
         return dict(value)
 
@@ -150,7 +159,9 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
     check = _Checker(text)
     for key in data:
         if key not in ("workspace", "env"):
-            check.problems.append(f"{MANIFEST}: unknown table '[{key}]': only [workspace] and [env.NAME] are allowed")
+            check.problems.append(
+                f"{MANIFEST}: unknown table '[{key}]': only [workspace] and [env.NAME] are allowed"
+            )
     ws = data.get("workspace", {})
     envs = data.get("env", {})
     if not isinstance(ws, dict) or not isinstance(envs, dict):
@@ -158,12 +169,18 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
     check.keys("workspace", ws, WORKSPACE_KEYS)
     local_raw = ws.get("local-channels", {})
     if not isinstance(local_raw, dict) or not all(isinstance(v, str) for v in local_raw.values()):
-        check.add("workspace", "local-channels", 'must map names to recipe dirs, like demo = "recipes"')
+        check.add(
+            "workspace", "local-channels", 'must map names to recipe dirs, like demo = "recipes"'
+        )
         local_raw = {}
     local: dict[str, str] = dict(local_raw)
     for name, rdir in local.items():
         if not (root / rdir).is_dir():
-            check.add("workspace", "local-channels", f"recipe dir '{rdir}' of '{name}' does not exist: create it or fix the path")
+            check.add(
+                "workspace",
+                "local-channels",
+                f"recipe dir '{rdir}' of '{name}' does not exist: create it or fix the path",
+            )
     ws_archs = check.archs("workspace", ws) or (default_arch,)
     ws_channels = check.channels("workspace", ws, local) or ()
     ws_vp = check.virtual("workspace", ws)
@@ -191,9 +208,17 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
         rel = check.string(table, env, "file")
         if rel is not None:
             if not (root / rel).is_file():
-                check.add(table, "file", f"'{rel}' does not exist: create it or fix the path (relative to {MANIFEST})")
+                check.add(
+                    table,
+                    "file",
+                    f"'{rel}' does not exist: create it or fix the path (relative to {MANIFEST})",
+                )
             elif not rel.endswith((".yml", ".yaml", ".txt", "pyproject.toml")):
-                check.add(table, "file", f"'{rel}' is not an environment.yml (.yml), requirements (.txt) or pyproject.toml")
+                check.add(
+                    table,
+                    "file",
+                    f"'{rel}' is not an environment.yml (.yml), requirements (.txt) or pyproject.toml",
+                )
             else:
                 files = (Path(rel).as_posix(),)
                 try:
@@ -227,13 +252,21 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
                 pypi += extra.pypi
             except SpecError as exc:
                 check.problems.extend(exc.problems)
-        channels = check.channels(table, env, local) or tuple(
-            normalise_channel(c, local) for c in parsed.channels
-        ) or ws_channels
+        channels = (
+            check.channels(table, env, local)
+            or tuple(normalise_channel(c, local) for c in parsed.channels)
+            or ws_channels
+        )
         if not channels and (conda or python):
             check.add(table, "channels", "no channels: set channels in [workspace] or in this env")
         vp = dict(ws_vp) | check.virtual(table, env) | dict(parsed.sys)
-        extra_idx = tuple(dict.fromkeys(ws_extra + (check.str_list(table, env, "extra-indexes") or ()) + parsed.extra_indexes))
+        extra_idx = tuple(
+            dict.fromkeys(
+                ws_extra
+                + (check.str_list(table, env, "extra-indexes") or ())
+                + parsed.extra_indexes
+            )
+        )
         specs.append(
             EnvSpec(
                 name=name,
@@ -251,7 +284,8 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
                 virtual_packages=tuple(sorted(vp.items())),
                 spec_files=files,
                 settings=ResolverSettings(
-                    channel_priority=check.choice(table, env, "channel-priority", PRIORITIES) or ws_prio,
+                    channel_priority=check.choice(table, env, "channel-priority", PRIORITIES)
+                    or ws_prio,
                     solve_timeout=float(timeout),
                 ),
             )

@@ -173,4 +173,3 @@ def load_workspace(root: Path) -> Workspace:
             [f"{path}: not found: run envbuild in a workspace directory holding {MANIFEST}"]
         ) from None
     return parse_manifest(text, root, host_arch())
-

@@ -24,7 +24,7 @@ _GATEWAYS: dict[Path, Any] = {}
 
 @dataclass(frozen=True, slots=True)
 class ResolveTask:
-    """One env × arch resolution: what it reads, what it writes, what makes it stale."""
+    """One env x arch resolution: what it reads, what it writes, what makes it stale."""
 
     env: EnvSpec
     arch: str
@@ -109,18 +109,23 @@ def channel_tasks(ws: Workspace) -> list[ChannelTask]:
     return tasks
 
 
-def resolve_tasks(ws: Workspace, envs: set[str] | None, archs: set[str] | None) -> list[ResolveTask]:
+def resolve_tasks(
+    ws: Workspace, envs: set[str] | None, archs: set[str] | None
+) -> list[ResolveTask]:
     """The resolve subtasks, filtered by env and arch names."""
     from envbuild.errors import SpecError
-
     from envbuild.platforms import ARCHS
 
     known = {e.name for e in ws.envs}
     problems = []
     if envs and envs - known:
-        problems.append(f"env={','.join(sorted(envs - known))}: no such env in {MANIFEST} (known: {', '.join(sorted(known))})")
+        problems.append(
+            f"env={','.join(sorted(envs - known))}: no such env in {MANIFEST} (known: {', '.join(sorted(known))})"
+        )
     if archs and archs - set(ARCHS):
-        problems.append(f"arch={','.join(sorted(archs - set(ARCHS)))}: not a supported arch (use {', '.join(ARCHS)})")
+        problems.append(
+            f"arch={','.join(sorted(archs - set(ARCHS)))}: not a supported arch (use {', '.join(ARCHS)})"
+        )
     if problems:
         raise SpecError(problems)
     ws.state_dir.mkdir(parents=True, exist_ok=True)
@@ -164,9 +169,12 @@ def run_resolve(task: ResolveTask) -> bool | Exception:
         lock = resolve_env(task.env, task.arch, task.root, dict(task.local_channels), gateway)
     except EnvbuildError as exc:
         FAILURES.append(exc)
-        return TaskFailed(f"resolve {task.name}: {exc}")
+        failed: Exception = TaskFailed(f"resolve {task.name}: {exc}")
+        return failed
     atomic_write(task.lock, lock.dumps())
-    log.info("locked %s: %d packages, full_id %s", task.name, len(lock.packages), lock.env_id.full_id)
+    log.info(
+        "locked %s: %d packages, full_id %s", task.name, len(lock.packages), lock.env_id.full_id
+    )
     return True
 
 
@@ -179,7 +187,8 @@ def run_channel(task: ChannelTask) -> bool | Exception:
         build_channel(task.recipes, task.out)
     except EnvbuildError as exc:
         FAILURES.append(exc)
-        return TaskFailed(f"channel {task.name}: {exc}")
+        failed: Exception = TaskFailed(f"channel {task.name}: {exc}")
+        return failed
     return True
 
 
@@ -228,7 +237,7 @@ def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) 
             }
 
     def task_resolve() -> Iterator[dict[str, Any]]:
-        """Resolve every env × arch into a lockfile (filter with env=NAME,... arch=ARCH,...)."""
+        """Resolve every env x arch into a lockfile (filter with env=NAME,... arch=ARCH,...)."""
         from doit import get_var
         from doit.exceptions import InvalidDodoFile
         from doit.tools import config_changed
@@ -265,7 +274,7 @@ def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) 
     }
 
 
-__all__ = ["DOIT_CONFIG", "task_channel", "task_resolve", "task_spec", "workspace_tasks"]
+__all__ = ["DOIT_CONFIG", "task_channel", "task_resolve", "task_spec", "workspace_tasks"]  # noqa: F822
 
 
 def __getattr__(name: str) -> Any:

@@ -35,7 +35,9 @@ class ParsedSpec:
     pre: bool = False
     no_index: bool = False
     python: str | None = None  # a conda version spec for python, e.g. "3.11.*" or ">=3.10"
-    sys: tuple[tuple[str, str], ...] = field(default=())  # virtual packages, e.g. ("__cuda", "12.0")
+    sys: tuple[tuple[str, str], ...] = field(
+        default=()
+    )  # virtual packages, e.g. ("__cuda", "12.0")
 
 
 def normalise_conda_spec(spec: str) -> str:

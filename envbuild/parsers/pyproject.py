@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 
 from envbuild.errors import SpecError
-from envbuild.parsers import ParsedSpec
+from envbuild.parsers import Dep, ParsedSpec
 from envbuild.parsers.requirements import parse_requirements
 
 
@@ -30,7 +30,7 @@ def parse_pyproject(text: str, path: str) -> ParsedSpec:
         return 1
 
     problems: list[str] = []
-    pypi = []
+    pypi: list[Dep] = []
     for dep in deps:
         try:
             pypi.extend(parse_requirements("\n" * (line_of(dep) - 1) + dep, path).pypi)

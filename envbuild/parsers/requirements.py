@@ -121,7 +121,9 @@ def _parse_option(state: _State, lineno: int, line: str) -> None:
             try:
                 state.conda.append(normalise_conda_spec(value))
             except ValueError as exc:
-                state.problem(lineno, f"'{line}' is not valid: '{value}' is not a conda spec: {exc}")
+                state.problem(
+                    lineno, f"'{line}' is not valid: '{value}' is not a conda spec: {exc}"
+                )
     elif opt == "--sys-pkg":
         _parse_sys_pkg(state, lineno, line, value)
     else:

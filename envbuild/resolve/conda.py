@@ -86,7 +86,7 @@ def record_to_package(record: RepoDataRecord) -> LockedPackage:
 async def solve_async(request: CondaRequest, gateway: Gateway) -> list[LockedPackage]:
     """Solve ``request`` with ``gateway`` (which owns repodata fetching and caching)."""
     import rattler
-    from rattler import BuildString, GenericVirtualPackage, PackageName, Version
+    from rattler import BuildString, GenericVirtualPackage, PackageName, Subdir, Version
     from rattler.exceptions import SolverError
 
     priority = {
@@ -105,7 +105,7 @@ async def solve_async(request: CondaRequest, gateway: Gateway) -> list[LockedPac
             list(request.channels),
             list(request.specs),
             gateway=gateway,
-            platforms=[request.arch, "noarch"],
+            platforms=[Subdir(request.arch), Subdir("noarch")],
             virtual_packages=vps,
             timeout=datetime.timedelta(seconds=request.timeout),
             channel_priority=priority,
