@@ -8,7 +8,11 @@ from pathlib import Path
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file + rename; skip when content is identical."""
+    """Write ``data`` to ``path`` through a temp file + rename; skip when content is identical.
+
+    A killed process leaves either the old file or the new one, never a partial file. (No
+    fsync: locks are reproducible from their inputs, so surviving power loss is not worth
+    a disk flush per lock.)"""
     raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
         if path.read_bytes() == raw:
@@ -20,8 +24,6 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -10,7 +10,6 @@ from typing import Any
 from envbuild.channels import channel_url, is_valid_channel
 from envbuild.errors import SpecError
 from envbuild.parsers import Dep, ParsedSpec, normalise_conda_spec, python_version_spec
-from envbuild.parsers.requirements import parse_requirements
 from envbuild.platforms import ARCHS, check_arch
 from envbuild.spec import MANIFEST, EnvSpec, ResolverSettings, Workspace
 
@@ -247,6 +246,8 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
         pypi = list(parsed.pypi)
         pypi_list = check.str_list(table, env, "pypi") or ()
         if pypi_list:
+            from envbuild.parsers.requirements import parse_requirements
+
             try:
                 extra = parse_requirements("\n".join(pypi_list), f"{MANIFEST} [{table}] pypi")
                 pypi += extra.pypi

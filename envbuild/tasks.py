@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from envbuild.spec import MANIFEST, EnvSpec, Workspace, load_workspace
 log = logging.getLogger(__name__)
 FAILURES: list[EnvbuildError] = []  # user errors raised by actions in this process (for exit 2)
 _GATEWAYS: dict[Path, Any] = {}
+_GATEWAY_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,8 @@ def run_spec(task: SpecTask) -> bool:
 
 
 def channel_tasks(ws: Workspace) -> list[ChannelTask]:
+    if not ws.local_channels:
+        return []
     from envbuild.localchannel import channel_targets, load_recipes
 
     tasks = []
@@ -162,9 +166,10 @@ def run_resolve(task: ResolveTask) -> bool | Exception:
     from envbuild.resolve.conda import new_gateway
     from envbuild.resolve.env import resolve_env
 
-    gateway = _GATEWAYS.get(task.cache_dir)
-    if gateway is None:
-        gateway = _GATEWAYS[task.cache_dir] = new_gateway(task.cache_dir)
+    with _GATEWAY_LOCK:  # one Gateway (one in-memory repodata cache) for all threads
+        gateway = _GATEWAYS.get(task.cache_dir)
+        if gateway is None:
+            gateway = _GATEWAYS[task.cache_dir] = new_gateway(task.cache_dir)
     try:
         lock = resolve_env(task.env, task.arch, task.root, dict(task.local_channels), gateway)
     except EnvbuildError as exc:
@@ -192,72 +197,85 @@ def run_channel(task: ChannelTask) -> bool | Exception:
     return True
 
 
+def _channel_dicts(ws: Workspace) -> Iterator[dict[str, Any]]:
+    yield {"basename": "channel", "name": None, "doc": "Build local channels from recipes."}
+    for task in channel_tasks(ws):
+        yield {
+            "name": task.name,
+            "actions": [(run_channel, [task])],
+            "file_dep": [str(p) for p in task.file_dep],
+            "targets": [str(p) for p in task.targets],
+            "clean": True,
+        }
+
+
+def _spec_dicts(ws: Workspace) -> Iterator[dict[str, Any]]:
+    from doit import get_var
+
+    doc = "Snapshot each env's normalised spec (what its resolve tasks depend on)."
+    yield {"basename": "spec", "name": None, "doc": doc}
+    for task in spec_tasks(ws, _split(get_var("env"))):
+        yield {
+            "name": task.env.name,
+            "actions": [(run_spec, [task])],
+            "file_dep": [str(p) for p in task.file_dep],
+            "targets": [str(task.target)],
+            "clean": True,
+        }
+
+
+def _resolve_dicts(ws: Workspace) -> Iterator[dict[str, Any]]:
+    from doit import get_var
+    from doit.exceptions import InvalidDodoFile
+    from doit.tools import config_changed
+
+    try:
+        tasks = resolve_tasks(ws, _split(get_var("env")), _split(get_var("arch")))
+    except EnvbuildError as exc:
+        FAILURES.append(exc)
+        raise InvalidDodoFile(str(exc)) from None
+    doc = "Resolve every env x arch into a lockfile (filter: env=NAME,... arch=ARCH,...)."
+    yield {"basename": "resolve", "name": None, "doc": doc}
+    for task in tasks:
+        yield {
+            "name": task.name,
+            "actions": [(run_resolve, [task])],
+            "file_dep": [str(p) for p in task.file_dep],
+            "targets": [str(task.lock)],
+            "uptodate": [config_changed(task.uptodate_key)],
+            "clean": True,
+        }
+
+
 def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) -> dict[str, Any]:
     """doit task creators (and DOIT_CONFIG) for the workspace at ``root`` (``preloaded``:
-    its already parsed manifest, to avoid parsing it twice)."""
+    its already parsed manifest, to avoid parsing it twice).
+
+    The creators are one-liners on purpose: doit tokenizes each creator's source to order
+    them, which costs milliseconds per line on every run.
+    """
     root_path = Path(root)
+    cache: list[Workspace] = [preloaded] if preloaded is not None else []
 
     def workspace() -> Workspace:
         from doit.exceptions import InvalidDodoFile
 
-        if preloaded is not None:
-            return preloaded
-        try:
-            return load_workspace(root_path.resolve())
-        except EnvbuildError as exc:
-            FAILURES.append(exc)
-            raise InvalidDodoFile(str(exc)) from None
+        if not cache:
+            try:
+                cache.append(load_workspace(root_path.resolve()))
+            except EnvbuildError as exc:
+                FAILURES.append(exc)
+                raise InvalidDodoFile(str(exc)) from None
+        return cache[0]
 
     def task_channel() -> Iterator[dict[str, Any]]:
-        """Build the workspace's local channels from their recipes."""
-        ws = workspace()
-        yield {"basename": "channel", "name": None, "doc": task_channel.__doc__}
-        for task in channel_tasks(ws):
-            yield {
-                "name": task.name,
-                "actions": [(run_channel, [task])],
-                "file_dep": [str(p) for p in task.file_dep],
-                "targets": [str(p) for p in task.targets],
-                "clean": True,
-            }
+        return _channel_dicts(workspace())
 
     def task_spec() -> Iterator[dict[str, Any]]:
-        """Snapshot each env's normalised spec (what its resolve tasks depend on)."""
-        from doit import get_var
-
-        ws = workspace()
-        yield {"basename": "spec", "name": None, "doc": task_spec.__doc__}
-        for task in spec_tasks(ws, _split(get_var("env"))):
-            yield {
-                "name": task.env.name,
-                "actions": [(run_spec, [task])],
-                "file_dep": [str(p) for p in task.file_dep],
-                "targets": [str(task.target)],
-                "clean": True,
-            }
+        return _spec_dicts(workspace())
 
     def task_resolve() -> Iterator[dict[str, Any]]:
-        """Resolve every env x arch into a lockfile (filter with env=NAME,... arch=ARCH,...)."""
-        from doit import get_var
-        from doit.exceptions import InvalidDodoFile
-        from doit.tools import config_changed
-
-        ws = workspace()
-        try:
-            tasks = resolve_tasks(ws, _split(get_var("env")), _split(get_var("arch")))
-        except EnvbuildError as exc:
-            FAILURES.append(exc)
-            raise InvalidDodoFile(str(exc)) from None
-        yield {"basename": "resolve", "name": None, "doc": task_resolve.__doc__}
-        for task in tasks:
-            yield {
-                "name": task.name,
-                "actions": [(run_resolve, [task])],
-                "file_dep": [str(p) for p in task.file_dep],
-                "targets": [str(task.lock)],
-                "uptodate": [config_changed(task.uptodate_key)],
-                "clean": True,
-            }
+        return _resolve_dicts(workspace())
 
     state = root_path / ".envbuild"
     state.mkdir(parents=True, exist_ok=True)
@@ -267,6 +285,8 @@ def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) 
             "backend": "sqlite3",
             "default_tasks": ["resolve"],
             "verbosity": 1,
+            "num_process": 4,
+            "par_type": "thread",
         },
         "task_channel": task_channel,
         "task_spec": task_spec,

@@ -1,0 +1,93 @@
+"""Benchmark: cold `envbuild resolve` of python=3.9 + openssl for 4 archs vs a direct py-rattler solve.
+
+Both run as fresh interpreters (subprocesses) with empty caches, so each pays its own imports,
+repodata loading and solving; envbuild additionally parses the manifest, runs the doit graph
+and writes four lockfiles. Prints the median of N rounds and the ratio (target: <= 1.3x).
+Needs ../shared/data/conda-forge-subset (skips with a message when absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "conda-forge-subset"
+ARCHS = ["linux-64", "linux-aarch64", "osx-64", "osx-arm64"]
+SPECS = ["python=3.9", "openssl"]
+
+RATTLER_SCRIPT = """
+import asyncio, datetime, sys
+import rattler
+from rattler import BuildString, GenericVirtualPackage, Gateway, PackageName, Subdir, Version
+VPS = {
+    "linux-64": [("__unix", "0", "0"), ("__linux", "5.10", "0"), ("__glibc", "2.17", "0"), ("__archspec", "1", "x86_64")],
+    "linux-aarch64": [("__unix", "0", "0"), ("__linux", "5.10", "0"), ("__glibc", "2.17", "0"), ("__archspec", "1", "aarch64")],
+    "osx-64": [("__unix", "0", "0"), ("__osx", "10.13", "0"), ("__archspec", "1", "x86_64")],
+    "osx-arm64": [("__unix", "0", "0"), ("__osx", "11.0", "0"), ("__archspec", "1", "arm64")],
+}
+async def main(channel, cache):
+    gw = Gateway(cache_dir=cache)
+    for arch in %(archs)r:
+        vps = [GenericVirtualPackage(PackageName(n), Version(v), BuildString(b)) for n, v, b in VPS[arch]]
+        recs = await rattler.solve([channel], %(specs)r, gateway=gw, platforms=[Subdir(arch), Subdir("noarch")],
+                                   virtual_packages=vps, timeout=datetime.timedelta(seconds=120),
+                                   timestamp_policy="allow-missing")
+        assert any(r.name.normalized == "python" for r in recs)
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+""" % {"archs": ARCHS, "specs": SPECS}
+
+
+def run_envbuild(tmp: Path) -> float:
+    ws = tmp / "ws"
+    shutil.rmtree(ws, ignore_errors=True)
+    ws.mkdir()
+    (ws / "envbuild.toml").write_text(
+        f'[workspace]\narchs = {ARCHS!r}\nchannels = ["{DATA.as_uri()}"]\n\n'
+        f"[env.py39]\nconda = {SPECS!r}\n".replace("'", '"')
+    )
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "envbuild.cli", "resolve"], cwd=ws, check=True,
+                   capture_output=True)  # fmt: skip
+    elapsed = time.perf_counter() - start
+    assert len(list((ws / "locks" / "py39").glob("*.json"))) == 4
+    return elapsed
+
+
+def run_rattler(tmp: Path) -> float:
+    cache = tmp / "rattler-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    script = tmp / "solve.py"
+    script.write_text(RATTLER_SCRIPT)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, str(script), DATA.as_uri(), str(cache)], check=True)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        print(f"skipped: {DATA} is absent (it ships beside the repo as ../shared/data)")
+        return 0
+    env_times, rat_times = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.rounds):  # interleaved, so machine noise hits both alike
+            env_times.append(run_envbuild(Path(tmp)))
+            rat_times.append(run_rattler(Path(tmp)))
+    env_med, rat_med = statistics.median(env_times), statistics.median(rat_times)
+    print(f"cold resolve, 4 archs, {' '.join(SPECS)} (median of {args.rounds}):")
+    print(f"  envbuild resolve     {env_med:.3f} s")
+    print(f"  direct py-rattler    {rat_med:.3f} s")
+    print(f"  ratio                {env_med / rat_med:.2f}x (target <= 1.3x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
