@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envbuild.channels import channel_url, is_valid_channel
+from envbuild.channels import channel_url, is_valid_channel, redact_url
 from envbuild.errors import SpecError
-from envbuild.parsers import Dep, ParsedSpec, normalise_conda_spec, python_version_spec
+from envbuild.parsers import (
+    Dep,
+    ParsedSpec,
+    combine,
+    normalise_conda_spec,
+    python_version_spec,
+)
 from envbuild.platforms import ARCHS, check_arch
 from envbuild.spec import MANIFEST, EnvSpec, ResolverSettings, Workspace
 
@@ -158,8 +165,10 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
     check = _Checker(text)
     for key in data:
         if key not in ("workspace", "env"):
+            line = _line_of(check.lines, key) or _line_of_prefix(check.lines, key)
+            where = f"{MANIFEST}:{line}" if line else MANIFEST
             check.problems.append(
-                f"{MANIFEST}: unknown table '[{key}]': only [workspace] and [env.NAME] are allowed"
+                f"{where}: unknown table '[{key}]': only [workspace] and [env.NAME] are allowed"
             )
     ws = data.get("workspace", {})
     envs = data.get("env", {})
@@ -191,113 +200,162 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
         timeout = 120
     index = check.string("workspace", ws, "pypi-index") or "https://pypi.org/simple"
     ws_extra = check.str_list("workspace", ws, "extra-indexes") or ()
-    specs = []
-    for name in sorted(envs):
-        table = f"env.{name}"
-        env = envs[name]
-        if not isinstance(env, dict):
-            check.add(table, None, "must be a table")
-            continue
-        if not _ENV_NAME.match(name):
-            check.add(table, None, f"env name '{name}' may only hold a-z, 0-9, '_', '.', '-'")
-        check.keys(table, env, ENV_KEYS)
-        archs = check.archs(table, env) or ws_archs
-        parsed = ParsedSpec()
-        files: tuple[str, ...] = ()
-        rel = check.string(table, env, "file")
-        if rel is not None:
-            if not (root / rel).is_file():
-                check.add(
-                    table,
-                    "file",
-                    f"'{rel}' does not exist: create it or fix the path (relative to {MANIFEST})",
-                )
-            elif not rel.endswith((".yml", ".yaml", ".txt", "pyproject.toml")):
-                check.add(
-                    table,
-                    "file",
-                    f"'{rel}' is not an environment.yml (.yml), requirements (.txt) or pyproject.toml",
-                )
-            else:
-                files = (Path(rel).as_posix(),)
-                try:
-                    parsed = _read_spec_file(root, rel, archs)
-                except SpecError as exc:
-                    check.problems.extend(exc.problems)
-        conda = list(parsed.conda)
-        python = parsed.python
-        for spec in check.str_list(table, env, "conda") or ():
-            try:
-                value = normalise_conda_spec(spec)
-            except ValueError as exc:
-                check.add(table, "conda", f"'{spec}' is not a valid conda spec: {exc}")
-                continue
-            pkg, _, version = value.partition(" ")
-            if pkg == "python":
-                python = python_version_spec(version) or "*"
-            else:
-                conda.append(Dep(value))
-        py = env.get("python")
-        if py is not None:
-            if not isinstance(py, str) or not py.strip():
-                check.add(table, "python", 'must be a version string, like python = "3.11"')
-            else:
-                python = python_version_spec(py)
-        pypi = list(parsed.pypi)
-        pypi_list = check.str_list(table, env, "pypi") or ()
-        if pypi_list:
-            from envbuild.parsers.requirements import parse_requirements
-
-            try:
-                extra = parse_requirements("\n".join(pypi_list), f"{MANIFEST} [{table}] pypi")
-                pypi += extra.pypi
-            except SpecError as exc:
-                check.problems.extend(exc.problems)
-        channels = (
-            check.channels(table, env, local)
-            or tuple(normalise_channel(c, local) for c in parsed.channels)
-            or ws_channels
-        )
-        if not channels and (conda or python):
-            check.add(table, "channels", "no channels: set channels in [workspace] or in this env")
-        vp = dict(ws_vp) | check.virtual(table, env) | dict(parsed.sys)
-        extra_idx = tuple(
-            dict.fromkeys(
-                ws_extra
-                + (check.str_list(table, env, "extra-indexes") or ())
-                + parsed.extra_indexes
-            )
-        )
-        specs.append(
-            EnvSpec(
-                name=name,
-                archs=archs,
-                channels=channels,
-                conda=tuple(dict.fromkeys(conda)),
-                pypi=tuple(dict.fromkeys(pypi)),
-                python=python,
-                pypi_index=index,
-                extra_indexes=extra_idx,
-                find_links=parsed.find_links,
-                trusted_hosts=parsed.trusted_hosts,
-                pre=parsed.pre,
-                no_index=parsed.no_index,
-                virtual_packages=tuple(sorted(vp.items())),
-                spec_files=files,
-                settings=ResolverSettings(
-                    channel_priority=check.choice(table, env, "channel-priority", PRIORITIES)
-                    or ws_prio,
-                    solve_timeout=float(timeout),
-                ),
-            )
-        )
+    defaults = _Defaults(ws_archs, ws_channels, ws_vp, ws_prio, float(timeout), index, ws_extra)
+    specs = [
+        spec
+        for name in sorted(envs)
+        if (spec := _env_spec(check, root, name, envs[name], defaults, local)) is not None
+    ]
+    store = check.string("workspace", ws, "store") or ".envbuild/store"
+    locks_dir = check.string("workspace", ws, "locks-dir") or "locks"
     if check.problems:
         raise SpecError(check.problems)
     return Workspace(
         root=root,
         envs=tuple(specs),
-        store=str(ws.get("store", ".envbuild/store")),
-        locks_dir=str(ws.get("locks-dir", "locks")),
+        store=store,
+        locks_dir=locks_dir,
         preferred_format=fmt,
         local_channels=tuple(sorted(local.items())),
+    )
+
+
+def _line_of_prefix(lines: list[str], table: str) -> int:
+    """The line of the first ``[table.…]`` header or ``table = …`` key; 0 if not found."""
+    pattern = re.compile(
+        r"^\s*(\[\s*" + re.escape(table) + r"\s*[.\]]|" + re.escape(table) + r"\s*=)"
+    )
+    return next((i + 1 for i, line in enumerate(lines) if pattern.match(line)), 0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Defaults:
+    """The [workspace] values an env inherits."""
+
+    archs: tuple[str, ...]
+    channels: tuple[str, ...]
+    virtual: dict[str, str]
+    priority: str
+    timeout: float
+    index: str
+    extra_indexes: tuple[str, ...]
+
+
+def _inline_pypi(check: _Checker, table: str, entries: tuple[str, ...]) -> ParsedSpec:
+    """The env's inline ``pypi`` list, in the requirements.txt grammar (options included);
+    problems are located at the manifest line of the ``pypi`` key."""
+    from envbuild.parsers.requirements import parse_requirements
+
+    parsed = []
+    for entry in entries:
+        try:
+            parsed.append(parse_requirements(entry, "-"))
+        except SpecError as exc:
+            for problem in exc.problems:
+                check.add(table, "pypi", problem.removeprefix("-:1: "))
+    return combine(*parsed)
+
+
+def _env_spec(
+    check: _Checker,
+    root: Path,
+    name: str,
+    env: Any,
+    defaults: _Defaults,
+    local: dict[str, str],
+) -> EnvSpec | None:
+    table = f"env.{name}"
+    if not isinstance(env, dict):
+        check.add(table, None, "must be a table")
+        return None
+    if not _ENV_NAME.match(name):
+        check.add(table, None, f"env name '{name}' may only hold a-z, 0-9, '_', '.', '-'")
+    check.keys(table, env, ENV_KEYS)
+    archs = check.archs(table, env) or defaults.archs
+    parsed = ParsedSpec()
+    files: tuple[str, ...] = ()
+    rel = check.string(table, env, "file")
+    if rel is not None:
+        kind_ok = rel.endswith((".yml", ".yaml", ".txt")) or Path(rel).name == "pyproject.toml"
+        if not (root / rel).is_file():
+            check.add(
+                table,
+                "file",
+                f"'{rel}' does not exist: create it or fix the path (relative to {MANIFEST})",
+            )
+        elif not kind_ok:
+            check.add(
+                table,
+                "file",
+                f"'{rel}' is not an environment.yml (.yml), requirements (.txt) or pyproject.toml",
+            )
+        else:
+            files = (Path(rel).as_posix(),)
+            try:
+                parsed = _read_spec_file(root, rel, archs)
+            except SpecError as exc:
+                check.problems.extend(exc.problems)
+    conda_inline: list[Dep] = []
+    python = None
+    for spec in check.str_list(table, env, "conda") or ():
+        try:
+            value = normalise_conda_spec(spec)
+        except ValueError as exc:
+            check.add(table, "conda", f"'{spec}' is not a valid conda spec: {exc}")
+            continue
+        pkg, _, version = value.partition(" ")
+        if pkg == "python":
+            python = python_version_spec(version) or "*"
+        else:
+            conda_inline.append(Dep(value))
+    py = env.get("python")
+    if py is not None:
+        if not isinstance(py, str) or not py.strip():
+            check.add(table, "python", 'must be a version string, like python = "3.11"')
+        else:
+            python = python_version_spec(py)
+    inline = _inline_pypi(check, table, check.str_list(table, env, "pypi") or ())
+    merged = combine(parsed, ParsedSpec(conda=tuple(conda_inline), python=python), inline)
+    spec_channels = []
+    for ch in merged.channels:
+        if is_valid_channel(ch):
+            spec_channels.append(normalise_channel(ch, local))
+        else:
+            where = files[0] if files else f"{MANIFEST} [{table}] pypi"
+            check.problems.append(f"{where}: '{ch}' is not a channel name, path or URL")
+    channels = check.channels(table, env, local) or tuple(spec_channels) or defaults.channels
+    if not channels and (merged.conda or merged.python):
+        check.add(table, "channels", "no channels: set channels in [workspace] or in this env")
+    vp = dict(defaults.virtual) | check.virtual(table, env) | dict(merged.sys)
+    env_extra = check.str_list(table, env, "extra-indexes") or ()
+    extra_idx = tuple(dict.fromkeys(defaults.extra_indexes + env_extra + merged.extra_indexes))
+    secrets: dict[str, str] = {}
+
+    def hide(url: str) -> str:
+        public = redact_url(url)
+        if public != url:
+            secrets[public] = url
+        return public
+
+    return EnvSpec(
+        name=name,
+        archs=archs,
+        channels=tuple(hide(c) for c in channels),
+        conda=merged.conda,
+        pypi=merged.pypi,
+        python=merged.python,
+        pypi_index=hide(defaults.index),
+        extra_indexes=tuple(hide(u) for u in extra_idx),
+        find_links=tuple(hide(u) for u in merged.find_links),
+        trusted_hosts=merged.trusted_hosts,
+        pre=merged.pre,
+        no_index=merged.no_index,
+        virtual_packages=tuple(sorted(vp.items())),
+        spec_files=files,
+        settings=ResolverSettings(
+            channel_priority=check.choice(table, env, "channel-priority", PRIORITIES)
+            or defaults.priority,
+            solve_timeout=defaults.timeout,
+        ),
+        credentials=tuple(sorted(secrets.items())),
     )

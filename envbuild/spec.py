@@ -52,6 +52,12 @@ class EnvSpec:
     virtual_packages: tuple[tuple[str, str], ...] = ()
     spec_files: tuple[str, ...] = ()  # relative to the workspace root
     settings: ResolverSettings = field(default_factory=ResolverSettings)
+    # Public URL -> URL with credentials, for fetching only: never serialised or hashed.
+    credentials: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
+
+    def real_url(self, url: str) -> str:
+        """The URL to fetch ``url`` with (credentials restored, if any were given)."""
+        return dict(self.credentials).get(url, url)
 
     @property
     def kind(self) -> str:

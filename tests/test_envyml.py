@@ -322,10 +322,6 @@ def test_not_a_list(text: str, expected: str) -> None:
     assert problems(text) == [expected]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: envyml.py reports non-selector problems once per target arch (duplicates)",
-)
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -341,11 +337,6 @@ def test_problem_reported_once_for_several_archs(text: str, expected: str) -> No
     assert problems(text, ARCHS) == [expected]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: envyml.py blanks selected-out lines before parsing YAML, so a list whose "
-    "every entry is selected out for one arch becomes null and is refused as 'must be a list'",
-)
 @pytest.mark.parametrize(
     "text",
     [
@@ -360,21 +351,11 @@ def test_list_emptied_by_selectors_on_one_arch(text: str) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: envyml.py keys pip entries by line number, so a flow list `- pip: [a, b]` "
-    "keeps only its last entry",
-)
 def test_pip_flow_list_keeps_every_entry() -> None:
     spec = parse("dependencies:\n  - pip: [requests, flask]\n")
     assert spec.pypi == (Dep("requests"), Dep("flask"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: envyml.py takes python from the first arch only (`python = python or ...`), "
-    "so an arch-selected python is silently applied to every arch",
-)
 def test_python_differing_per_arch_is_not_silently_collapsed() -> None:
     text = "dependencies:\n  - python=3.11  # [linux]\n  - python=3.10  # [osx]\n"
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,4 +73,30 @@ def merge_deps(per_arch: dict[str, list[str]], archs: tuple[str, ...]) -> tuple[
                 where[value].append(arch)
     return tuple(
         Dep(v, () if len(where[v]) == len(archs) else tuple(sorted(where[v]))) for v in order
+    )
+
+
+def combine(*specs: ParsedSpec) -> ParsedSpec:
+    """Merge spec contributions: lists concatenate (deduplicated, first wins), flags OR, and
+    the last python / virtual package given wins."""
+
+    def uniq(values: list[Any]) -> tuple[Any, ...]:
+        return tuple(dict.fromkeys(values))
+
+    python = None
+    sys: dict[str, str] = {}
+    for spec in specs:
+        python = spec.python or python
+        sys.update(spec.sys)
+    return ParsedSpec(
+        conda=uniq([d for s in specs for d in s.conda]),
+        pypi=uniq([d for s in specs for d in s.pypi]),
+        channels=uniq([c for s in specs for c in s.channels]),
+        extra_indexes=uniq([u for s in specs for u in s.extra_indexes]),
+        find_links=uniq([u for s in specs for u in s.find_links]),
+        trusted_hosts=uniq([h for s in specs for h in s.trusted_hosts]),
+        pre=any(s.pre for s in specs),
+        no_index=any(s.no_index for s in specs),
+        python=python,
+        sys=tuple(sorted(sys.items())),
     )

@@ -29,14 +29,63 @@ def _select(lines: list[str], arch: str, path: str, problems: list[str]) -> str:
 
 
 def _scalars(node: yaml.Node, path: str, what: str, problems: list[str]) -> list[tuple[int, str]]:
+    if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+        return []  # every entry selected out for this arch
     if not isinstance(node, yaml.SequenceNode):
         problems.append(f"{path}:{node.start_mark.line + 1}: '{what}' must be a list")
         return []
+    return [
+        (item.start_mark.line + 1, str(item.value))
+        for item in node.value
+        if isinstance(item, yaml.ScalarNode)
+    ]
+
+
+def _pip_entries(
+    entries: list[tuple[int, str]], path: str, problems: list[str]
+) -> list[ParsedSpec]:
+    """Each pip entry parsed on its own line number, so errors point at it."""
     out = []
-    for item in node.value:
-        if isinstance(item, yaml.ScalarNode):
-            out.append((item.start_mark.line + 1, str(item.value)))
+    for line_no, value in entries:
+        try:
+            out.append(parse_requirements("\n" * (line_no - 1) + value, path))
+        except SpecError as exc:
+            problems.extend(exc.problems)
     return out
+
+
+def _dependencies(
+    node: yaml.Node, path: str, problems: list[str]
+) -> tuple[list[str], list[str], list[str], list[ParsedSpec]]:
+    """(conda specs, python versions, pypi values, parsed pip entries) of a dependencies list."""
+    conda: list[str] = []
+    pythons: list[str] = []
+    pip: list[ParsedSpec] = []
+    if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+        return conda, pythons, [], pip
+    if not isinstance(node, yaml.SequenceNode):
+        problems.append(f"{path}:{node.start_mark.line + 1}: 'dependencies' must be a list")
+        return conda, pythons, [], pip
+    for item in node.value:
+        line_no = item.start_mark.line + 1
+        if isinstance(item, yaml.ScalarNode):
+            try:
+                spec = normalise_conda_spec(str(item.value))
+            except ValueError as exc:
+                problems.append(
+                    f"{path}:{line_no}: '{item.value}' is not a valid conda spec: {exc}"
+                )
+                continue
+            name, _, version = spec.partition(" ")
+            if name == "python":
+                pythons.append(python_version_spec(version) or "*")
+            else:
+                conda.append(spec)
+        elif isinstance(item, yaml.MappingNode) and [k.value for k, _ in item.value] == ["pip"]:
+            pip += _pip_entries(_scalars(item.value[0][1], path, "pip", problems), path, problems)
+        else:
+            problems.append(f"{path}:{line_no}: a dependency must be a conda spec or a 'pip:' list")
+    return conda, pythons, [d.value for p in pip for d in p.pypi], pip
 
 
 def parse_environment_yml(text: str, path: str, archs: tuple[str, ...]) -> ParsedSpec:
@@ -46,7 +95,7 @@ def parse_environment_yml(text: str, path: str, archs: tuple[str, ...]) -> Parse
     conda: dict[str, list[str]] = {}
     pypi: dict[str, list[str]] = {}
     channels: list[str] = []
-    python: str | None = None
+    pythons: dict[str, str] = {}
     pip_parsed: list[ParsedSpec] = []
     for arch in archs:
         selected = _select(lines, arch, path, problems)
@@ -68,50 +117,21 @@ def parse_environment_yml(text: str, path: str, archs: tuple[str, ...]) -> Parse
                     if ch not in channels:
                         channels.append(ch)
             elif key in ("pypi-indices", "pypi-indexes"):
-                for line_no, url in _scalars(value_node, path, key, problems):
-                    pip_parsed.append(
-                        parse_requirements("\n" * (line_no - 1) + f"--extra-index-url {url}", path)
-                    )
+                entries = _scalars(value_node, path, key, problems)
+                pip_parsed += _pip_entries(
+                    [(n, f"--extra-index-url {url}") for n, url in entries], path, problems
+                )
             elif key == "dependencies":
-                if not isinstance(value_node, yaml.SequenceNode):
-                    problems.append(
-                        f"{path}:{value_node.start_mark.line + 1}: 'dependencies' must be a list"
-                    )
-                    continue
-                for item in value_node.value:
-                    line_no = item.start_mark.line + 1
-                    if isinstance(item, yaml.ScalarNode):
-                        try:
-                            spec = normalise_conda_spec(str(item.value))
-                        except ValueError as exc:
-                            problems.append(
-                                f"{path}:{line_no}: '{item.value}' is not a valid conda spec: {exc}"
-                            )
-                            continue
-                        name, _, version = spec.partition(" ")
-                        if name == "python":
-                            python = python or python_version_spec(version) or "*"
-                        else:
-                            conda[arch].append(spec)
-                    elif isinstance(item, yaml.MappingNode) and [
-                        k.value for k, _ in item.value
-                    ] == ["pip"]:
-                        entries = _scalars(item.value[0][1], path, "pip", problems)
-                        # Keep every pip entry on its own line number so errors point at it.
-                        body = [""] * (entries[-1][0] if entries else 0)
-                        for n, value in entries:
-                            body[n - 1] = value
-                        try:
-                            parsed = parse_requirements("\n".join(body), path)
-                        except SpecError as exc:
-                            problems.extend(p for p in exc.problems if p not in problems)
-                            continue
-                        pip_parsed.append(parsed)
-                        pypi[arch].extend(d.value for d in parsed.pypi)
-                    else:
-                        problems.append(
-                            f"{path}:{line_no}: a dependency must be a conda spec or a 'pip:' list"
-                        )
+                specs, py, pip_values, parsed = _dependencies(value_node, path, problems)
+                conda[arch] += specs
+                pypi[arch] += pip_values
+                pip_parsed += parsed
+                for version in py:
+                    pythons.setdefault(arch, version)
+    problems = list(dict.fromkeys(problems))  # the same problem is seen once per arch
+    if len(set(pythons.values())) > 1:
+        found = ", ".join(f"{v} on {a}" for a, v in sorted(pythons.items()))
+        problems.append(f"{path}: python must be the same version on every arch (found {found})")
     if problems:
         raise SpecError(problems)
 
@@ -127,5 +147,5 @@ def parse_environment_yml(text: str, path: str, archs: tuple[str, ...]) -> Parse
         trusted_hosts=uniq([u for p in pip_parsed for u in p.trusted_hosts]),
         pre=any(p.pre for p in pip_parsed),
         no_index=any(p.no_index for p in pip_parsed),
-        python=python,
+        python=next(iter(pythons.values()), None),
     )

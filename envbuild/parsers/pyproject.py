@@ -24,9 +24,10 @@ def parse_pyproject(text: str, path: str) -> ParsedSpec:
     lines = text.splitlines()
 
     def line_of(dep: str) -> int:
-        for number, line in enumerate(lines, 1):
-            if dep in line:
-                return number
+        for needle in (f'"{dep}"', f"'{dep}'", dep):
+            for number, line in enumerate(lines, 1):
+                if needle in line:
+                    return number
         return 1
 
     problems: list[str] = []
@@ -37,10 +38,20 @@ def parse_pyproject(text: str, path: str) -> ParsedSpec:
         except SpecError as exc:
             problems.extend(exc.problems)
     requires = project.get("requires-python")
-    if requires is not None and not isinstance(requires, str):
-        problems.append(f"{path}: [project].requires-python must be a string like '>=3.10'")
-        requires = None
+    python = None
+    if requires is not None:
+        from packaging.specifiers import InvalidSpecifier, Specifier
+
+        try:  # each specifier normalised, in the order written
+            if isinstance(requires, str):
+                python = ",".join(str(Specifier(p)) for p in requires.split(",") if p.strip())
+        except InvalidSpecifier:
+            python = None
+        if python is None:
+            problems.append(
+                f"{path}:{line_of(str(requires))}: [project].requires-python must be a version "
+                "specifier like '>=3.10'"
+            )
     if problems:
         raise SpecError(problems)
-    python = ",".join(s.strip() for s in requires.split(",")) if requires else None
     return ParsedSpec(pypi=tuple(dict.fromkeys(pypi)), python=python)

@@ -29,7 +29,7 @@ def resolve_env(
         )
     request = make_request(
         spec.conda_specs(arch),
-        spec.channels,
+        tuple(spec.real_url(c) for c in spec.channels),
         arch,
         dict(spec.virtual_packages),
         root,
