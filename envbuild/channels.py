@@ -34,9 +34,37 @@ def is_valid_channel(channel: str) -> bool:
     )
 
 
+def strip_userinfo(url: str) -> str:
+    """``url`` without its ``user:password@`` part (a ``/t/<token>/`` path is kept)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def redact_url(url: str) -> str:
     """``url`` without any ``user:password@`` part and without a token path (``/t/<token>/``)."""
+    parts = urlsplit(strip_userinfo(url))
+    return urlunsplit(parts._replace(path=re.sub(r"/t/[^/]+/", "/", parts.path)))
+
+
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+_TOKEN = re.compile(r"(?P<scheme>://[^/\s]+)/t/[^/\s]+/")
+
+
+def redact_text(text: str) -> str:
+    """``text`` (a message, a log line) with credentials removed from every URL in it;
+    everything else, line breaks included, is kept."""
+    return _TOKEN.sub(r"\g<scheme>/", _USERINFO.sub(r"\g<scheme>", text))
+
+
+def basic_auth(url: str) -> tuple[str, str, str] | None:
+    """(host, path prefix, ``Authorization`` header value) for a URL with ``user:password@``
+    credentials (``${VAR}`` references expanded from the environment), else None."""
+    import base64
+    import os
+
     parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    path = re.sub(r"/t/[^/]+/", "/", parts.path)
-    return urlunsplit((parts.scheme, netloc, path, parts.query, parts.fragment))
+    if "@" not in parts.netloc:
+        return None
+    userinfo = os.path.expandvars(parts.netloc.rpartition("@")[0])
+    token = base64.b64encode(userinfo.encode("utf-8")).decode("ascii")
+    return (parts.hostname or "", parts.path.rstrip("/"), f"Basic {token}")

@@ -157,7 +157,7 @@ def _run_doit(args: list[str], root: Path) -> int:
     main = DoitMain(loader, config_filenames=())
     main.BIN_NAME = "envbuild"
     code = main.run(args)
-    if tasks.FAILURES:
+    if tasks.FAILURES:  # user errors, already reported on stderr
         return 2
     return int(code or 0)
 

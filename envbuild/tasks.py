@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -159,10 +160,47 @@ def resolve_tasks(
     return out
 
 
-def run_resolve(task: ResolveTask) -> bool | Exception:
-    """The action of one resolve subtask. User errors are reported without a traceback."""
+def _user_error(what: str, exc: EnvbuildError) -> Exception:
+    """A doit failure for a user error: reported on one line (plus any explanation) on
+    stderr by :class:`Reporter`, without a traceback."""
     from doit.exceptions import TaskFailed
 
+    class UserError(TaskFailed):  # type: ignore[misc]
+        pass
+
+    FAILURES.append(exc)
+    failure: Exception = UserError(f"{what}: {exc}")
+    return failure
+
+
+def _reporter() -> type:
+    """doit's console reporter, except that user errors go to stderr as
+    ``envbuild: error: ...`` lines, once, without doit's failure dump."""
+    from doit.reporter import ConsoleReporter
+
+    class Reporter(ConsoleReporter):  # type: ignore[misc]
+        failures: list[dict[str, Any]]
+
+        def _user(self, result: dict[str, Any]) -> bool:
+            return type(result["exception"]).__name__ == "UserError"
+
+        def _write_failure(self, result: dict[str, Any], write_exception: bool = True) -> None:
+            if not self._user(result):
+                super()._write_failure(result, write_exception)
+                return
+            lines = result["exception"].message.splitlines() or [""]
+            sys.stderr.write(f"envbuild: error: {lines[0]}\n")
+            sys.stderr.write("".join(f"  {line}\n" for line in lines[1:]))
+
+        def complete_run(self) -> None:
+            self.failures = [r for r in self.failures if not self._user(r)]
+            super().complete_run()
+
+    return Reporter
+
+
+def run_resolve(task: ResolveTask) -> bool | Exception:
+    """The action of one resolve subtask. User errors are reported without a traceback."""
     from envbuild.resolve.conda import new_gateway
     from envbuild.resolve.env import resolve_env
 
@@ -173,9 +211,7 @@ def run_resolve(task: ResolveTask) -> bool | Exception:
     try:
         lock = resolve_env(task.env, task.arch, task.root, dict(task.local_channels), gateway)
     except EnvbuildError as exc:
-        FAILURES.append(exc)
-        failed: Exception = TaskFailed(f"resolve {task.name}: {exc}")
-        return failed
+        return _user_error(f"resolve {task.name}", exc)
     atomic_write(task.lock, lock.dumps())
     log.info(
         "locked %s: %d packages, full_id %s", task.name, len(lock.packages), lock.env_id.full_id
@@ -184,16 +220,13 @@ def run_resolve(task: ResolveTask) -> bool | Exception:
 
 
 def run_channel(task: ChannelTask) -> bool | Exception:
-    from doit.exceptions import TaskFailed
-
+    """The action of one local-channel build."""
     from envbuild.localchannel import build_channel
 
     try:
         build_channel(task.recipes, task.out)
     except EnvbuildError as exc:
-        FAILURES.append(exc)
-        failed: Exception = TaskFailed(f"channel {task.name}: {exc}")
-        return failed
+        return _user_error(f"channel {task.name}", exc)
     return True
 
 
@@ -287,6 +320,7 @@ def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) 
             "verbosity": 1,
             "num_process": 4,
             "par_type": "thread",
+            "reporter": _reporter(),
         },
         "task_channel": task_channel,
         "task_spec": task_spec,

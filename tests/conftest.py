@@ -81,7 +81,7 @@ def file_hashes(path: Path) -> dict[str, Any]:
 @dataclass
 class LocalServer:
     """A directory served over ``http://127.0.0.1:<port>``; ``requests`` records every
-    request as ``(method, path, headers)``."""
+    request as ``(method, path, headers)`` (header names lowercased)."""
 
     url: str
     directory: Path
@@ -99,7 +99,8 @@ class _Handler(SimpleHTTPRequestHandler):
     server_record: LocalServer
 
     def _record(self) -> None:
-        self.server_record.requests.append((self.command, self.path, dict(self.headers.items())))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.server_record.requests.append((self.command, self.path, headers))
 
     def do_GET(self) -> None:
         self._record()
@@ -141,15 +142,20 @@ def http_server() -> Iterator[Callable[[Path], LocalServer]]:
 # --------------------------------------------------------------------------- shared data
 
 
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """/work/shared/data (``../shared/data`` from the repo root), or skip."""
+def shared_data_dir() -> Path:
+    """/work/shared/data (``../shared/data`` from the repo root), or skip the calling test."""
     if not SHARED_DATA.is_dir():
         pytest.skip(
             f"shared channel data not found at {SHARED_DATA} "
             "(present in CI and on developer machines, not in a fresh clone)"
         )
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared channel data folder; skips the test when it is absent."""
+    return shared_data_dir()
 
 
 # --------------------------------------------------------------------------- CLI + workspaces
@@ -192,7 +198,9 @@ def run_python(cwd: Path, *args: str, timeout: float = 300) -> subprocess.Comple
     )  # fmt: skip
 
 
-def write_workspace(root: Path, manifest: str, files: Mapping[str, str | bytes] | None = None) -> Path:
+def write_workspace(
+    root: Path, manifest: str, files: Mapping[str, str | bytes] | None = None
+) -> Path:
     """Write ``envbuild.toml`` (and extra files, paths relative to ``root``) into ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "envbuild.toml").write_text(manifest, encoding="utf-8")
@@ -210,7 +218,9 @@ def write_workspace(root: Path, manifest: str, files: Mapping[str, str | bytes] 
 def workspace(tmp_path: Path) -> Callable[..., Path]:
     """``workspace(manifest, files=None, name="ws") -> Path``: a workspace dir in tmp_path."""
 
-    def make(manifest: str, files: Mapping[str, str | bytes] | None = None, name: str = "ws") -> Path:
+    def make(
+        manifest: str, files: Mapping[str, str | bytes] | None = None, name: str = "ws"
+    ) -> Path:
         return write_workspace(tmp_path / name, manifest, files)
 
     return make
@@ -229,3 +239,26 @@ def copy_workspace(src: Path, dst: Path) -> Path:
     """Copy a workspace's sources, leaving out state (.envbuild) and generated locks."""
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".envbuild", "locks", "__pycache__"))
     return dst
+
+
+# --------------------------------------------------------------------------- process exit
+
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave without interpreter teardown once pytest has reported everything.
+
+    py-rattler 0.28 (used in-process here by the channel fixtures and export checks)
+    sometimes segfaults while the interpreter finalises; that would turn a green run into
+    exit code 139. The same guard is in ``envbuild.cli.entry``.
+    """
+    if _EXIT_STATUS and os.environ.get("ENVBUILD_TEST_NORMAL_EXIT") != "1":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[0])

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from envbuild.channels import channel_url, redact_url
+from envbuild.channels import basic_auth, channel_url, redact_text, redact_url, strip_userinfo
 from envbuild.errors import ResolveError, UnsatisfiableError
 from envbuild.lock import LockedPackage
 from envbuild.platforms import virtual_packages
@@ -43,14 +43,27 @@ def make_request(
     channel_priority: str = "strict",
     timeout: float = 120.0,
 ) -> CondaRequest:
-    """Build a request: channels become URLs (local-channel names map to their built dir)."""
-    urls = tuple(
-        local_channels[c].resolve().as_uri() if c in local_channels else channel_url(c, base_dir)
-        for c in channels
-    )
+    """Build a request: channels become URLs (local-channel names map to their built dir).
+
+    ``user:password@`` credentials are taken out of the URLs and registered with the
+    process's HTTP client as an ``Authorization`` header, so that they never reach rattler's
+    on-disk repodata cache.
+    """
+    urls = []
+    for c in channels:
+        url = (
+            local_channels[c].resolve().as_uri()
+            if c in local_channels
+            else channel_url(c, base_dir)
+        )
+        auth = basic_auth(url)
+        if auth:
+            AUTH.add(*auth)
+            url = strip_userinfo(url)
+        urls.append(url)
     return CondaRequest(
         specs=tuple(specs),
-        channels=urls,
+        channels=tuple(urls),
         arch=arch,
         virtual_packages=virtual_packages(arch, overrides),
         channel_priority=channel_priority,
@@ -76,7 +89,7 @@ def record_to_package(record: RepoDataRecord) -> LockedPackage:
         size=record.size or 0,
         depends=tuple(str(d) for d in record.depends),
         constrains=tuple(str(c) for c in record.constrains),
-        noarch=str(record.noarch) if record.noarch and str(record.noarch) != "None" else "",
+        noarch="python" if record.noarch.python else "generic" if record.noarch.generic else "",
         license=str(record.license or ""),
         timestamp=int(ts.timestamp() * 1000) if ts else 0,
         track_features=tuple(str(t) for t in record.track_features),
@@ -119,11 +132,11 @@ async def solve_async(request: CondaRequest, gateway: Gateway) -> list[LockedPac
                 "tighten the specs or raise [workspace] solve-timeout"
             ) from None
         raise UnsatisfiableError(
-            f"the specs cannot be satisfied for {where}:\n{redact_url(text)}"
+            f"the specs cannot be satisfied for {where}:\n{redact_text(text)}"
         ) from None
     except Exception as exc:  # rattler's gateway/fetch errors have no common base
         raise ResolveError(
-            f"could not read channels for {where}: {redact_url(str(exc).strip())}: "
+            f"could not read channels for {where}: {redact_text(str(exc).strip())}: "
             "check the channel names/URLs and that they are reachable"
         ) from None
     return [record_to_package(r) for r in records]
@@ -134,9 +147,36 @@ def solve(request: CondaRequest, gateway: Gateway) -> list[LockedPackage]:
     return asyncio.run(solve_async(request, gateway))
 
 
+class _BasicAuth:
+    """Authorization headers by (host, path prefix), for the HTTP client's header callback."""
+
+    def __init__(self) -> None:
+        self.rules: dict[tuple[str, str], str] = {}
+
+    def add(self, host: str, prefix: str, header: str) -> None:
+        self.rules[(host, prefix)] = header
+
+    def __call__(self, host: str, path: str) -> dict[str, str] | None:
+        for (rule_host, prefix), header in self.rules.items():
+            if host == rule_host and path.startswith(prefix):
+                return {"Authorization": header}
+        return None
+
+
+AUTH = _BasicAuth()
+
+
 def new_gateway(cache_dir: Path) -> Gateway:
-    """A rattler Gateway caching repodata under ``cache_dir`` (made absolute)."""
+    """A rattler Gateway caching repodata under ``cache_dir`` (made absolute), whose client
+    adds the registered basic-auth headers (plus rattler's own retry and auth-file support)."""
     from rattler import Gateway
+    from rattler.networking import (
+        AddHeadersMiddleware,
+        AuthenticationMiddleware,
+        Client,
+        RetryMiddleware,
+    )
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    return Gateway(cache_dir=cache_dir.resolve())
+    client = Client([RetryMiddleware(3), AuthenticationMiddleware(), AddHeadersMiddleware(AUTH)])
+    return Gateway(cache_dir=cache_dir.resolve(), client=client)
