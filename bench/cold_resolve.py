@@ -9,6 +9,7 @@ Needs ../shared/data/conda-forge-subset (skips with a message when absent).
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import subprocess
@@ -21,26 +22,24 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "conda-forge-su
 ARCHS = ["linux-64", "linux-aarch64", "osx-64", "osx-arm64"]
 SPECS = ["python=3.9", "openssl"]
 
+# A plain py-rattler script, as a user would write it; it gets the same virtual packages
+# envbuild uses (passed in as JSON), so both solve the same problem.
 RATTLER_SCRIPT = """
-import asyncio, datetime, sys
+import asyncio, datetime, json, sys
 import rattler
 from rattler import BuildString, GenericVirtualPackage, Gateway, PackageName, Subdir, Version
-VPS = {
-    "linux-64": [("__unix", "0", "0"), ("__linux", "5.10", "0"), ("__glibc", "2.17", "0"), ("__archspec", "1", "x86_64")],
-    "linux-aarch64": [("__unix", "0", "0"), ("__linux", "5.10", "0"), ("__glibc", "2.17", "0"), ("__archspec", "1", "aarch64")],
-    "osx-64": [("__unix", "0", "0"), ("__osx", "10.13", "0"), ("__archspec", "1", "x86_64")],
-    "osx-arm64": [("__unix", "0", "0"), ("__osx", "11.0", "0"), ("__archspec", "1", "arm64")],
-}
+VPS = json.loads(sys.argv[3])
 async def main(channel, cache):
     gw = Gateway(cache_dir=cache)
-    for arch in %(archs)r:
-        vps = [GenericVirtualPackage(PackageName(n), Version(v), BuildString(b)) for n, v, b in VPS[arch]]
-        recs = await rattler.solve([channel], %(specs)r, gateway=gw, platforms=[Subdir(arch), Subdir("noarch")],
+    for arch, vps in VPS.items():
+        vps = [GenericVirtualPackage(PackageName(n), Version(v), BuildString(b)) for n, v, b in vps]
+        recs = await rattler.solve([channel], SPECS, gateway=gw, platforms=[Subdir(arch), Subdir("noarch")],
                                    virtual_packages=vps, timeout=datetime.timedelta(seconds=120),
                                    timestamp_policy="allow-missing")
         assert any(r.name.normalized == "python" for r in recs)
 asyncio.run(main(sys.argv[1], sys.argv[2]))
-""" % {"archs": ARCHS, "specs": SPECS}
+import os; os._exit(0)  # py-rattler 0.28 can crash in interpreter teardown (envbuild does this too)
+""".replace("SPECS", repr(SPECS))
 
 
 def run_envbuild(tmp: Path) -> float:
@@ -65,7 +64,10 @@ def run_rattler(tmp: Path) -> float:
     script = tmp / "solve.py"
     script.write_text(RATTLER_SCRIPT)
     start = time.perf_counter()
-    subprocess.run([sys.executable, str(script), DATA.as_uri(), str(cache)], check=True)
+    from envbuild.platforms import virtual_packages
+
+    vps = json.dumps({arch: virtual_packages(arch, {}) for arch in ARCHS})
+    subprocess.run([sys.executable, str(script), DATA.as_uri(), str(cache), vps], check=True)
     return time.perf_counter() - start
 
 

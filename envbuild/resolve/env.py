@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from envbuild.errors import ResolveError
 from envbuild.lock import Lock
-from envbuild.resolve.conda import make_request, solve
+from envbuild.resolve.conda import CondaRequest, make_request, solve
 from envbuild.spec import EnvSpec
 
 if TYPE_CHECKING:
@@ -27,7 +27,14 @@ def resolve_env(
             f"env '{spec.name}' has PyPI dependencies ({spec.pypi[0].value}, ...): PyPI and mixed "
             "resolution are not available in this version; remove them or use conda packages"
         )
-    request = make_request(
+    return Lock.build(spec, arch, solve(conda_request(spec, arch, root, local_channels), gateway))
+
+
+def conda_request(
+    spec: EnvSpec, arch: str, root: Path, local_channels: dict[str, Path]
+) -> CondaRequest:
+    """The conda solve of ``spec`` for ``arch``."""
+    return make_request(
         spec.conda_specs(arch),
         tuple(spec.real_url(c) for c in spec.channels),
         arch,
@@ -37,4 +44,3 @@ def resolve_env(
         spec.settings.channel_priority,
         spec.settings.solve_timeout,
     )
-    return Lock.build(spec, arch, solve(request, gateway))
