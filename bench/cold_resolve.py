@@ -84,10 +84,12 @@ def main() -> int:
             env_times.append(run_envbuild(Path(tmp)))
             rat_times.append(run_rattler(Path(tmp)))
     env_med, rat_med = statistics.median(env_times), statistics.median(rat_times)
-    print(f"cold resolve, 4 archs, {' '.join(SPECS)} (median of {args.rounds}):")
-    print(f"  envbuild resolve     {env_med:.3f} s")
-    print(f"  direct py-rattler    {rat_med:.3f} s")
-    print(f"  ratio                {env_med / rat_med:.2f}x (target <= 1.3x)")
+    env_min, rat_min = min(env_times), min(rat_times)
+    print(f"cold resolve, 4 archs, {' '.join(SPECS)} ({args.rounds} interleaved rounds):")
+    print(f"  envbuild resolve     median {env_med:.3f} s   best {env_min:.3f} s")
+    print(f"  direct py-rattler    median {rat_med:.3f} s   best {rat_min:.3f} s")
+    print(f"  ratio                median {env_med / rat_med:.2f}x    best {env_min / rat_min:.2f}x"
+          "   (target <= 1.3x)")  # fmt: skip
     return 0
 
 
