@@ -138,20 +138,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
 
 
-def _prefetch(ws: Workspace, args: list[str]) -> None:
-    """Start loading repodata for locks that do not exist yet, while doit is imported."""
-    from envbuild import tasks
-
-    def var(name: str) -> set[str] | None:
-        values = [a.split("=", 1)[1] for a in args if a.startswith(f"{name}=")]
-        return {v for value in values for v in value.split(",") if v} or None
-
-    try:
-        tasks.prefetch(tasks.resolve_tasks(ws, var("env"), var("arch")))
-    except EnvbuildError:
-        pass  # doit reports bad filters when it builds the graph
-
-
 def _run_doit(args: list[str], root: Path) -> int:
     import doit.plugin
     from doit.cmd_base import ModuleTaskLoader
@@ -166,8 +152,6 @@ def _run_doit(args: list[str], root: Path) -> int:
     preloaded = None
     if args[:1] != ["help"] and "--help" not in args:
         preloaded = load_workspace(root.resolve())  # user errors: one line, exit 2
-        if not args or args[0] in ("resolve", "run"):
-            _prefetch(preloaded, args)
     tasks.FAILURES.clear()
     loader = ModuleTaskLoader(tasks.workspace_tasks(root, preloaded))
     main = DoitMain(loader, config_filenames=())

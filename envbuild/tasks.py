@@ -211,43 +211,13 @@ def gateway(cache_dir: Path) -> Any:
         return found
 
 
-def prefetch(tasks: list[ResolveTask]) -> None:
-    """Start loading, in the background, the repodata that the resolve tasks whose lock is
-    missing will need, so that it overlaps with building the doit graph. Only a speed-up:
-    errors are left for the solve to report."""
-    from envbuild.resolve.conda import prefetch_async
-    from envbuild.resolve.env import conda_request
-
-    def built_here(t: ResolveTask) -> bool:  # a local channel may be (re)built by this run
-        return any(c in dict(t.local_channels) for c in t.env.channels)
-
-    todo = [t for t in tasks if not t.lock.exists() and t.env.kind == "conda" and not built_here(t)]
-    if not todo:
-        return
-
-    def work() -> None:
-        import asyncio
-
-        requests = [conda_request(t.env, t.arch, t.root, dict(t.local_channels)) for t in todo]
-        asyncio.run(prefetch_async(requests, gateway(todo[0].cache_dir)))
-
-    threading.Thread(target=work, name="envbuild-prefetch", daemon=True).start()
-
-
 def run_resolve(task: ResolveTask) -> bool | Exception:
     """The action of one resolve subtask. User errors are reported without a traceback."""
-    from envbuild.errors import ResolveError
-    from envbuild.resolve.conda import new_gateway
     from envbuild.resolve.env import resolve_env
 
     local = dict(task.local_channels)
     try:
-        try:
-            lock = resolve_env(task.env, task.arch, task.root, local, gateway(task.cache_dir))
-        except ResolveError:
-            # A failed fetch stays cached in the shared Gateway (e.g. from the prefetch),
-            # which hides its cause: retry once with a fresh Gateway for the real error.
-            lock = resolve_env(task.env, task.arch, task.root, local, new_gateway(task.cache_dir))
+        lock = resolve_env(task.env, task.arch, task.root, local, gateway(task.cache_dir))
     except EnvbuildError as exc:
         return _user_error(f"resolve {task.name}", exc)
     atomic_write(task.lock, lock.dumps())

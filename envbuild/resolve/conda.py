@@ -142,19 +142,6 @@ async def solve_async(request: CondaRequest, gateway: Gateway) -> list[LockedPac
     return [record_to_package(r) for r in records]
 
 
-async def prefetch_async(requests: list[CondaRequest], gateway: Gateway) -> None:
-    """Load into ``gateway`` the repodata records the ``requests`` will need."""
-    import asyncio
-
-    from rattler import Subdir
-
-    async def one(request: CondaRequest) -> None:
-        names = [s.split(" ", 1)[0].split("::")[-1] for s in request.specs]
-        await gateway.query(list(request.channels), [Subdir(request.arch), Subdir("noarch")], names)
-
-    await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
-
-
 def solve(request: CondaRequest, gateway: Gateway) -> list[LockedPackage]:
     """Synchronous wrapper of :func:`solve_async`."""
     return asyncio.run(solve_async(request, gateway))
