@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from envbuild import __version__
+from envbuild.channels import channel_url
 from envbuild.errors import EnvbuildError
 from envbuild.ids import coresolved_id
 from envbuild.lock import Lock, read_lock
@@ -27,6 +28,11 @@ def _print_err(message: str) -> None:
 
 def _locks(ws: Workspace, env: str, arch: str | None) -> list[Lock]:
     spec = ws.env(env)
+    if arch and arch not in spec.archs:
+        raise EnvbuildError(
+            f"env '{env}' is not resolved for {arch}: its archs are {', '.join(spec.archs)} "
+            f"(set archs in [env.{env}] of envbuild.toml to add one)"
+        )
     archs = [arch] if arch else list(spec.archs)
     return [read_lock(ws.lock_path(env, a)) for a in archs]
 
@@ -111,7 +117,13 @@ def _own_command(argv: Sequence[str], root: Path) -> int:
             raise EnvbuildError("an @EXPLICIT file holds one arch: pass --arch")
         text = to_explicit(_locks(ws, args.env, args.arch)[0])
     else:
-        text = to_conda_lock(_locks(ws, args.env, args.arch))
+        spec = ws.env(args.env)
+        local = {name: ws.local_channel_dir(name) for name, _ in ws.local_channels}
+        urls = [
+            local[c].resolve().as_uri() if c in local else channel_url(c, ws.root)
+            for c in spec.channels
+        ]
+        text = to_conda_lock(_locks(ws, args.env, args.arch), urls)
     atomic_write(Path(args.output), text)
     return 0
 

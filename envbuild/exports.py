@@ -30,9 +30,10 @@ def to_explicit(lock: Lock) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_conda_lock(locks: list[Lock]) -> str:
+def to_conda_lock(locks: list[Lock], channels: list[str]) -> str:
     """A conda-lock.yml (v1 file format) for one env, with every given arch, written through
-    conda-lock's own models so that conda-lock parses it back."""
+    conda-lock's own models so that conda-lock parses it back. ``channels`` are the env's
+    channel URLs (local channels already turned into file:// URLs)."""
     from conda_lock.lockfile import write_conda_lock_file
     from conda_lock.lockfile.v2prelim.models import (
         HashModel,
@@ -63,7 +64,7 @@ def to_conda_lock(locks: list[Lock]) -> str:
     spec = locks[0].spec
     meta = LockMeta(
         content_hash={lock.env_id.arch: lock.env_id.req_id for lock in locks},
-        channels=[Channel.from_string(c) for c in spec.channels],
+        channels=[Channel.from_string(c) for c in channels],
         platforms=[lock.env_id.arch for lock in locks],
         sources=list(spec.spec_files) or ["envbuild.toml"],
         time_metadata=None,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from envbuild.errors import SpecError
+from envbuild.fs import make_dir_mode_default
 from envbuild.platforms import ARCHS
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,7 @@ def build_channel(recipes_dir: Path, channel_dir: Path) -> None:
     recipes = load_recipes(recipes_dir)
     channel_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{channel_dir.name}.", dir=channel_dir.parent))
+    make_dir_mode_default(staging)
     try:
         (staging / "noarch").mkdir()
         for recipe in recipes:

@@ -166,6 +166,10 @@ class Workspace:
     def state_dir(self) -> Path:
         return self.root / ".envbuild"
 
+    def local_channel_dir(self, name: str) -> Path:
+        """Where the local channel ``name`` is built from its recipes."""
+        return self.state_dir / "channels" / name
+
 
 def load_workspace(root: Path) -> Workspace:
     """Parse ``root/envbuild.toml`` and every spec file it names. Collects all problems."""

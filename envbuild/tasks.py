@@ -61,10 +61,6 @@ def _split(value: str | None) -> set[str] | None:
     return {v.strip() for v in value.split(",") if v.strip()} if value else None
 
 
-def _channel_dir(ws: Workspace, name: str) -> Path:
-    return ws.state_dir / "channels" / name
-
-
 @dataclass(frozen=True, slots=True)
 class SpecTask:
     """Snapshot one env's normalised spec from the manifest and its spec files. The snapshot is
@@ -101,7 +97,7 @@ def channel_tasks(ws: Workspace) -> list[ChannelTask]:
     tasks = []
     for name, rdir in ws.local_channels:
         recipes = ws.root / rdir
-        out = _channel_dir(ws, name)
+        out = ws.local_channel_dir(name)
         tasks.append(
             ChannelTask(
                 name=name,

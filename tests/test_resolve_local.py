@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import file_hashes, lock_packages, read_lock_json, run_python
+from conftest import (
+    REPO_ROOT,
+    copy_workspace,
+    file_hashes,
+    lock_packages,
+    read_lock_json,
+    run_python,
+)
 
 ARCHS = ("linux-64", "osx-arm64")
 
@@ -863,3 +871,37 @@ def test_two_line_dodo(base_channel, workspace):
     again = run_envbuild(ws, "resolve", "arch=linux-64")
     assert_ok(again)
     assert all(ln.startswith("-- ") for ln in task_lines(again.stdout))
+
+
+# --------------------------------------------------------------------------- small CLI contracts
+
+
+def test_show_arch_not_in_env(base_channel, workspace, run_cli):
+    ws = workspace(manifest([base_channel.as_uri()], {"app": {"conda": ["demo-lib"]}}, archs=("linux-64",)))
+    assert_ok(run_cli(ws, "resolve"))
+    result = run_cli(ws, "show", "app", "--arch", "osx-arm64")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "envbuild: error: env 'app' is not resolved for osx-arm64: its archs are linux-64 "
+        "(set archs in [env.app] of envbuild.toml to add one)\n"
+    )
+
+
+def test_written_files_have_the_usual_mode(base_channel, workspace, run_cli):
+    ws = workspace(manifest([base_channel.as_uri()], {"app": {"conda": ["demo-lib"]}}, archs=("linux-64",)))
+    assert_ok(run_cli(ws, "resolve"))
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (ws / "locks" / "app" / "linux-64.json", ws / ".envbuild" / "specs" / "app.json"):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+
+
+def test_conda_lock_export_uses_local_channel_urls(tmp_path, run_cli):
+    from conda_lock.lockfile import parse_conda_lock_file
+
+    ws = copy_workspace(REPO_ROOT / "examples" / "demo", tmp_path / "demo")
+    assert_ok(run_cli(ws, "resolve", "env=hello"))
+    out = tmp_path / "conda-lock.yml"
+    assert_ok(run_cli(ws, "export", "hello", "--format", "conda-lock", "-o", str(out)))
+    channels = [c.url for c in parse_conda_lock_file(out).metadata.channels]
+    assert channels == [(ws / ".envbuild" / "channels" / "demo").resolve().as_uri()]
