@@ -53,6 +53,11 @@ class LockedPackage:
     license: str = ""
     timestamp: int = 0  # ms since the epoch, as in repodata; 0 when absent
     track_features: tuple[str, ...] = ()
+    # PyPI packages that must be built into a wheel (sdist, VCS checkout, local path):
+    # ``source`` is their identity: the sdist URL (hash in sha256), ``git+URL@COMMIT``
+    # (``#subdirectory=...``), or ``path:REL`` relative to the workspace (tree hash in sha256).
+    needs_build: bool = False
+    source: str = ""
 
     @property
     def digest(self) -> str:
@@ -79,6 +84,8 @@ class LockedPackage:
             "license": self.license,
             "timestamp": self.timestamp,
             "track_features": list(self.track_features),
+            "needs_build": self.needs_build,
+            "source": self.source,
         }
 
     @classmethod
@@ -102,6 +109,8 @@ class LockedPackage:
             license=data.get("license", ""),
             timestamp=int(data.get("timestamp", 0)),
             track_features=tuple(data.get("track_features", ())),
+            needs_build=bool(data.get("needs_build", False)),
+            source=data.get("source", ""),
         )
 
 
@@ -113,13 +122,34 @@ class Lock:
     spec: EnvSpec
     packages: tuple[LockedPackage, ...] = field(default=())
     version: int = LOCK_VERSION
+    python_source: str = ""  # "conda" or "host"; "" when the env has no python
+    python_version: str = ""  # the exact python version the env was resolved with
 
     @classmethod
-    def build(cls, spec: EnvSpec, arch: str, packages: list[LockedPackage]) -> Lock:
+    def build(
+        cls,
+        spec: EnvSpec,
+        arch: str,
+        packages: list[LockedPackage],
+        python_source: str = "",
+        python_version: str = "",
+    ) -> Lock:
         """Make a lock, computing its full_id and putting packages in canonical order."""
-        ordered = tuple(sorted(packages, key=lambda p: (p.kind, p.name, p.filename)))
-        fid = full_id(((p.filename, p.digest) for p in ordered), arch)
-        return cls(EnvId(spec.req_id, fid, arch), spec, ordered)
+        ordered = tuple(sorted(packages, key=lambda p: (p.kind, p.name, p.filename, p.source)))
+        fid = full_id(((p.filename or p.source, p.digest) for p in ordered), arch)
+        if not python_version:
+            python_version = next(
+                (p.version for p in ordered if p.kind == "conda" and p.name == "python"), ""
+            )
+            python_source = "conda" if python_version else ""
+        return cls(
+            EnvId(spec.req_id, fid, arch),
+            spec,
+            ordered,
+            LOCK_VERSION,
+            python_source,
+            python_version,
+        )
 
     @property
     def name(self) -> str:
@@ -137,6 +167,7 @@ class Lock:
             "env_id": self.env_id.to_dict(),
             "spec": self.spec.to_dict(),
             "packages": [p.to_dict() for p in self.packages],
+            "python": {"source": self.python_source, "version": self.python_version},
         }
 
     @classmethod
@@ -152,6 +183,8 @@ class Lock:
             spec=EnvSpec.from_dict(data["spec"]),
             packages=tuple(LockedPackage.from_dict(p) for p in data["packages"]),
             version=version,
+            python_source=data.get("python", {}).get("source", ""),
+            python_version=data.get("python", {}).get("version", ""),
         )
 
     def dumps(self) -> str:

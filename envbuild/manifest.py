@@ -23,13 +23,16 @@ from envbuild.spec import MANIFEST, EnvSpec, ResolverSettings, Workspace
 FORMATS = (".conda", ".tar.bz2")
 PRIORITIES = ("strict", "flexible", "disabled")
 WORKSPACE_KEYS = (
-    "archs", "channel-priority", "channels", "extra-indexes", "local-channels", "locks-dir",
-    "preferred-format", "pypi-index", "solve-timeout", "store", "virtual-packages",
+    "archs", "channel-priority", "channels", "exclude-newer", "extra-indexes", "local-channels",
+    "locks-dir", "preferred-format", "pypi-index", "pypi-resolver", "python-source",
+    "solve-timeout", "store", "virtual-packages",
 )  # fmt: skip
 ENV_KEYS = (
-    "archs", "channel-priority", "channels", "conda", "extra-indexes", "file", "pypi", "python",
-    "virtual-packages",
+    "archs", "channel-priority", "channels", "conda", "exclude-newer", "extra-indexes", "file",
+    "pypi", "pypi-resolver", "python", "python-source", "virtual-packages",
 )  # fmt: skip
+PYTHON_SOURCES = ("conda", "host")
+PYPI_RESOLVERS = ("uv", "pip")
 _ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
@@ -200,7 +203,18 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
         timeout = 120
     index = check.string("workspace", ws, "pypi-index") or "https://pypi.org/simple"
     ws_extra = check.str_list("workspace", ws, "extra-indexes") or ()
-    defaults = _Defaults(ws_archs, ws_channels, ws_vp, ws_prio, float(timeout), index, ws_extra)
+    defaults = _Defaults(
+        ws_archs,
+        ws_channels,
+        ws_vp,
+        ws_prio,
+        float(timeout),
+        index,
+        ws_extra,
+        check.choice("workspace", ws, "python-source", PYTHON_SOURCES) or "conda",
+        check.choice("workspace", ws, "pypi-resolver", PYPI_RESOLVERS) or "uv",
+        _timestamp(check, "workspace", ws) or "",
+    )
     specs = [
         spec
         for name in sorted(envs)
@@ -239,6 +253,9 @@ class _Defaults:
     timeout: float
     index: str
     extra_indexes: tuple[str, ...]
+    python_source: str
+    pypi_resolver: str
+    exclude_newer: str
 
 
 def _inline_pypi(check: _Checker, table: str, entries: tuple[str, ...]) -> ParsedSpec:
@@ -354,10 +371,41 @@ def _env_spec(
         no_index=merged.no_index,
         virtual_packages=tuple(sorted(vp.items())),
         spec_files=files,
+        python_source=check.choice(table, env, "python-source", PYTHON_SOURCES)
+        or defaults.python_source,
         settings=ResolverSettings(
             channel_priority=check.choice(table, env, "channel-priority", PRIORITIES)
             or defaults.priority,
             solve_timeout=defaults.timeout,
+            pypi_resolver=check.choice(table, env, "pypi-resolver", PYPI_RESOLVERS)
+            or defaults.pypi_resolver,
+            exclude_newer=_timestamp(check, table, env) or defaults.exclude_newer,
         ),
         credentials=tuple(sorted(secrets.items())),
     )
+
+
+def _timestamp(check: _Checker, table: str, data: dict[str, Any]) -> str | None:
+    """``exclude-newer``: an RFC 3339 timestamp (a TOML datetime or a string), as UTC text."""
+    import datetime
+
+    value = data.get("exclude-newer")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            value = None
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        value = datetime.datetime(value.year, value.month, value.day)
+    if not isinstance(value, datetime.datetime):
+        check.add(
+            table,
+            "exclude-newer",
+            'must be a date-time, like exclude-newer = "2025-06-01T00:00:00Z"',
+        )
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.UTC)
+    return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -21,15 +21,24 @@ class ResolverSettings:
 
     channel_priority: str = "strict"
     solve_timeout: float = 120.0
+    pypi_resolver: str = "uv"  # or "pip"
+    exclude_newer: str = ""  # RFC 3339 timestamp: ignore files uploaded after it ("" = none)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"channel_priority": self.channel_priority, "solve_timeout": self.solve_timeout}
+        return {
+            "channel_priority": self.channel_priority,
+            "exclude_newer": self.exclude_newer,
+            "pypi_resolver": self.pypi_resolver,
+            "solve_timeout": self.solve_timeout,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResolverSettings:
         return cls(
             channel_priority=str(data["channel_priority"]),
             solve_timeout=float(data["solve_timeout"]),
+            pypi_resolver=str(data.get("pypi_resolver", "uv")),
+            exclude_newer=str(data.get("exclude_newer", "")),
         )
 
 
@@ -51,6 +60,7 @@ class EnvSpec:
     no_index: bool = False
     virtual_packages: tuple[tuple[str, str], ...] = ()
     spec_files: tuple[str, ...] = ()  # relative to the workspace root
+    python_source: str = "conda"  # "conda": python from the channels; "host": a host interpreter
     settings: ResolverSettings = field(default_factory=ResolverSettings)
     # Public URL -> URL with credentials, for fetching only: never serialised or hashed.
     credentials: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
@@ -88,7 +98,10 @@ class EnvSpec:
             "indexes": [f"base:{self.pypi_index}"]
             + [f"extra:{u}" for u in self.extra_indexes]
             + [f"find-links:{u}" for u in self.find_links],
-            "flags": (["--pre"] if self.pre else [])
+            "flags": (
+                [f"python-source:{self.python_source}"] if self.python_source != "conda" else []
+            )
+            + (["--pre"] if self.pre else [])
             + (["--no-index"] if self.no_index else [])
             + [f"--trusted-host {h}" for h in self.trusted_hosts],
         }
@@ -113,6 +126,7 @@ class EnvSpec:
             "no_index": self.no_index,
             "virtual_packages": {n: v for n, v in self.virtual_packages},
             "spec_files": list(self.spec_files),
+            "python_source": self.python_source,
             "settings": self.settings.to_dict(),
         }
 
@@ -133,6 +147,7 @@ class EnvSpec:
             no_index=bool(data["no_index"]),
             virtual_packages=tuple(sorted(data["virtual_packages"].items())),
             spec_files=tuple(data["spec_files"]),
+            python_source=str(data.get("python_source", "conda")),
             settings=ResolverSettings.from_dict(data["settings"]),
         )
 

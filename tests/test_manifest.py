@@ -45,11 +45,13 @@ def problems_of(root: Path) -> tuple[str, ...]:
 
 def test_allowed_keys() -> None:
     assert WS_KEYS == (
-        "archs, channel-priority, channels, extra-indexes, local-channels, locks-dir, "
-        "preferred-format, pypi-index, solve-timeout, store, virtual-packages"
+        "archs, channel-priority, channels, exclude-newer, extra-indexes, local-channels, "
+        "locks-dir, preferred-format, pypi-index, pypi-resolver, python-source, solve-timeout, "
+        "store, virtual-packages"
     )
     assert ENV_KEY_LIST == (
-        "archs, channel-priority, channels, conda, extra-indexes, file, pypi, python, virtual-packages"
+        "archs, channel-priority, channels, conda, exclude-newer, extra-indexes, file, pypi, "
+        "pypi-resolver, python, python-source, virtual-packages"
     )
 
 

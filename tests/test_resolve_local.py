@@ -679,7 +679,8 @@ def test_list(graph_ws, run_cli):
             "envbuild: error: envbuild.toml:2: [workspace] archs: 'win-64' is not a supported "
             "arch: use one of linux-64, linux-aarch64, osx-64, osx-arm64; envbuild.toml:7: "
             "[env.a] bogus: unknown key 'bogus': allowed keys are archs, channel-priority, "
-            "channels, conda, extra-indexes, file, pypi, python, virtual-packages",
+            "channels, conda, exclude-newer, extra-indexes, file, pypi, pypi-resolver, python, "
+            "python-source, virtual-packages",
         ),
         (
             "[workspace\n",
