@@ -96,7 +96,9 @@ def _own_command(argv: Sequence[str], root: Path) -> int:
     p_exp = sub.add_parser("export", help="export a lock to another tool's format")
     p_exp.add_argument("env")
     p_exp.add_argument("--arch")
-    p_exp.add_argument("--format", required=True, choices=("conda-lock", "explicit"))
+    p_exp.add_argument(
+        "--format", required=True, choices=("conda-lock", "explicit", "requirements", "pylock")
+    )
     p_exp.add_argument("-o", "--output", required=True)
     args = parser.parse_args(argv)
     ws = load_workspace(root)
@@ -110,12 +112,13 @@ def _own_command(argv: Sequence[str], root: Path) -> int:
         else:
             print(show_text(ws, locks))
         return 0
-    from envbuild.exports import to_conda_lock, to_explicit
+    from envbuild.exports import ONE_ARCH, to_conda_lock
 
-    if args.format == "explicit":
+    if args.format in ONE_ARCH:  # explicit, requirements, pylock
+        what, exporter = ONE_ARCH[args.format]
         if not args.arch and len(ws.env(args.env).archs) > 1:
-            raise EnvbuildError("an @EXPLICIT file holds one arch: pass --arch")
-        text = to_explicit(_locks(ws, args.env, args.arch)[0])
+            raise EnvbuildError(f"{what} holds one arch: pass --arch")
+        text = exporter(_locks(ws, args.env, args.arch)[0])
     else:
         spec = ws.env(args.env)
         local = {name: ws.local_channel_dir(name) for name, _ in ws.local_channels}

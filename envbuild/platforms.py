@@ -5,6 +5,10 @@ from __future__ import annotations
 import platform as _platform
 import sys
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from packaging.tags import Tag
 
 # Every arch envbuild can target, in canonical (sorted) order.
 ARCHS: tuple[str, ...] = ("linux-64", "linux-aarch64", "osx-64", "osx-arm64")
@@ -74,3 +78,115 @@ def host_arch() -> str:
     if sys.platform == "darwin":
         return "osx-arm64" if machine in ("arm64", "aarch64") else "osx-64"
     return "linux-aarch64" if machine in ("arm64", "aarch64") else "linux-64"
+
+
+# --- PyPI side: wheel platform tags, uv's --python-platform, pip's --platform ------------
+
+_MACHINE = {
+    "linux-64": "x86_64",
+    "linux-aarch64": "aarch64",
+    "osx-64": "x86_64",
+    "osx-arm64": "arm64",
+}
+_DEFAULT_OSX = {"osx-64": "10.13", "osx-arm64": "11.0"}
+# The manylinux levels uv can target with --python-platform (besides 2_17).
+_UV_MANYLINUX = (17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
+
+
+def _version_of(vps: tuple[tuple[str, str, str], ...], name: str, default: str) -> tuple[int, int]:
+    value = next((v for n, v, _ in vps if n == name), default)
+    parts = [int(p) for p in value.split(".")[:2] if p.isdigit()] + [0, 0]
+    return parts[0], parts[1]
+
+
+def platform_tags(arch: str, vps: tuple[tuple[str, str, str], ...]) -> list[str]:
+    """Wheel platform tags a target accepts, most preferred first. Linux: manylinux_2_N for
+    N from the target's ``__glibc`` down to 5 (with the manylinux2014/2010/1 aliases), then
+    ``linux_<machine>``; macOS: from the target's ``__osx`` down, as ``packaging.tags``
+    lists them (universal2 and friends included). Pure: never looks at the host."""
+    from packaging.tags import mac_platforms
+
+    machine = _MACHINE[arch]
+    if os_of(arch) == "osx":
+        return list(mac_platforms(_version_of(vps, "__osx", _DEFAULT_OSX[arch]), machine))
+    _, glibc_minor = _version_of(vps, "__glibc", "2.17")
+    tags = []
+    aliases = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    for minor in range(glibc_minor, 4, -1):
+        tags.append(f"manylinux_2_{minor}_{machine}")
+        if minor in aliases and (minor == 17 or machine == "x86_64"):
+            tags.append(f"{aliases[minor]}_{machine}")
+    tags.append(f"linux_{machine}")
+    return tags
+
+
+def wheel_tags(arch: str, python_version: str, vps: tuple[tuple[str, str, str], ...]) -> list[Tag]:
+    """Every wheel tag a CPython ``python_version`` on ``arch`` accepts, best first."""
+    from packaging.tags import compatible_tags, cpython_tags
+
+    major, minor = (int(p) for p in python_version.split(".")[:2])
+    platforms = platform_tags(arch, vps)
+    abi = f"cp{major}{minor}"
+    return [
+        *cpython_tags((major, minor), abis=[abi], platforms=platforms),
+        *compatible_tags((major, minor), interpreter=abi, platforms=platforms),
+    ]
+
+
+def uv_platform(arch: str, vps: tuple[tuple[str, str, str], ...]) -> tuple[str, dict[str, str]]:
+    """uv's ``--python-platform`` value for a target, and the environment it needs
+    (``MACOSX_DEPLOYMENT_TARGET`` for macOS: uv assumes 13.0 otherwise)."""
+    machine = {"x86_64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}[_MACHINE[arch]]
+    if os_of(arch) == "osx":
+        major, minor = _version_of(vps, "__osx", _DEFAULT_OSX[arch])
+        return f"{machine}-apple-darwin", {"MACOSX_DEPLOYMENT_TARGET": f"{major}.{minor}"}
+    _, glibc_minor = _version_of(vps, "__glibc", "2.17")
+    level = max((n for n in _UV_MANYLINUX if n <= glibc_minor), default=17)
+    return f"{machine}-manylinux_2_{level}", {}
+
+
+def find_host_python(version_spec: str) -> tuple[str, str]:
+    """(path, exact version) of a host interpreter matching conda version spec
+    ``version_spec`` (``3.11.*``, ``>=3.10``, ``*``): the highest ``python3.N`` found on PATH
+    or among pyenv's installed versions. The only function that looks for host
+    interpreters. Raises LookupError when none matches."""
+    import glob
+    import os
+    import shutil
+    import subprocess
+
+    from rattler import Version, VersionSpec
+
+    spec = VersionSpec(version_spec if version_spec not in ("", "*") else ">=0")
+    candidates = [shutil.which(f"python3.{minor}") for minor in range(20, 5, -1)]
+    pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    candidates += sorted(glob.glob(os.path.join(pyenv, "versions", "*", "bin", "python3.*[0-9]")))
+
+    def minor_of(path: str) -> int:
+        return int(path.rsplit("python3.", 1)[1])
+
+    def plausible(path: str) -> bool:  # skip running interpreters that cannot match
+        return any(spec.matches(Version(f"3.{minor_of(path)}.{p}")) for p in range(60))
+
+    found: dict[str, tuple[Version, str]] = {}
+    best_minor = -1  # candidates come highest minor first: once one matches, stop lower
+    for path in sorted(filter(None, candidates), key=minor_of, reverse=True):
+        if minor_of(path) < best_minor or not plausible(path):
+            continue
+        try:
+            out = subprocess.run(
+                [path, "-c", "import sys; print('.'.join(map(str, sys.version_info[:3])))"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            continue  # e.g. a pyenv shim for a version that is not active
+        if out and spec.matches(Version(out)):
+            found.setdefault(out, (Version(out), path))
+            best_minor = minor_of(path)
+    if not found:
+        raise LookupError(version_spec)
+    version, path = max(found.values(), key=lambda f: f[0])
+    return path, str(version)

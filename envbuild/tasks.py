@@ -209,11 +209,17 @@ def gateway(cache_dir: Path) -> Any:
 
 def run_resolve(task: ResolveTask) -> bool | Exception:
     """The action of one resolve subtask. User errors are reported without a traceback."""
-    from envbuild.resolve.env import resolve_env
+    from envbuild.platforms import host_arch
+    from envbuild.resolve.env import Context, resolve_env
 
-    local = dict(task.local_channels)
+    ctx = Context(
+        root=task.root,
+        gateway=gateway(task.cache_dir),
+        host_arch=host_arch(),
+        local_channels=dict(task.local_channels),
+    )
     try:
-        lock = resolve_env(task.env, task.arch, task.root, local, gateway(task.cache_dir))
+        lock = resolve_env(task.env, task.arch, ctx)
     except EnvbuildError as exc:
         return _user_error(f"resolve {task.name}", exc)
     atomic_write(task.lock, lock.dumps())

@@ -241,6 +241,199 @@ def copy_workspace(src: Path, dst: Path) -> Path:
     return dst
 
 
+# --------------------------------------------------------------------------- local PyPI index
+
+import base64  # noqa: E402
+
+from pypi_index import IndexSpec, PypiIndex, build_index, normalize_name  # noqa: E402
+
+PYPI_JSON = "application/vnd.pypi.simple.v1+json"
+
+
+class _IndexHandler(_Handler):
+    """``_Handler`` plus optional HTTP basic auth (``expected_auth``: the full
+    ``Authorization`` header value; anything else gets 401 + ``WWW-Authenticate``) and PEP 691
+    content negotiation (a directory's ``index.json`` is served for ``Accept: ...v1+json``).
+    Every request is recorded, denied ones included."""
+
+    expected_auth: str | None = None
+
+    def _denied(self) -> bool:
+        if self.expected_auth is None or self.headers.get("Authorization") == self.expected_auth:
+            return False
+        body = b"401 Unauthorized\n"
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="test index"')
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        return True
+
+    def _json_page(self) -> Path | None:
+        if PYPI_JSON not in self.headers.get("Accept", ""):
+            return None
+        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        if not path.endswith("/"):
+            return None
+        page = Path(self.translate_path(path)) / "index.json"
+        return page if page.is_file() else None
+
+    def _serve(self, head: bool) -> None:
+        self._record()
+        if self._denied():
+            return
+        page = self._json_page()
+        if page is None:
+            if head:
+                SimpleHTTPRequestHandler.do_HEAD(self)
+            else:
+                SimpleHTTPRequestHandler.do_GET(self)
+            return
+        body = page.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", PYPI_JSON)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._serve(head=False)
+
+    def do_HEAD(self) -> None:
+        self._serve(head=True)
+
+
+def basic_auth_header(user: str, password: str) -> str:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+class _ServerPool:
+    """Loopback servers started by one test, all shut down by ``close()``."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
+
+    def serve(self, directory: Path, auth: tuple[str, str] | None = None) -> LocalServer:
+        record = LocalServer(url="", directory=Path(directory))
+        attrs: dict[str, Any] = {"server_record": record}
+        if auth is not None:
+            attrs["expected_auth"] = basic_auth_header(*auth)
+        handler = type("IndexHandler", (_IndexHandler,), attrs)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(directory)))
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        self.started.append((server, thread))
+        record.url = f"http://127.0.0.1:{server.server_address[1]}"
+        return record
+
+    def close(self) -> None:
+        for server, thread in self.started:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+
+@pytest.fixture
+def http_server_auth() -> Iterator[Callable[[Path, str, str], LocalServer]]:
+    """``http_server_auth(directory, user, password) -> LocalServer``: like ``http_server``
+    but every request without ``Authorization: Basic base64(user:password)`` gets a 401 (it is
+    still recorded in ``.requests``, so a test can see whether credentials were sent)."""
+    pool = _ServerPool()
+    yield lambda directory, user, password: pool.serve(Path(directory), (user, password))
+    pool.close()
+
+
+@dataclass
+class ServedIndex:
+    """A ``PypiIndex`` served on loopback.
+
+    ``url``: the simple index URL ``http://127.0.0.1:PORT/simple`` (no trailing slash; what
+    tests pass as ``pypi-index`` / ``extra-indexes`` / ``--index-url``); ``auth_url``: the same
+    with ``user:password@`` when the server requires auth (else equal to ``url``);
+    ``base_url``: the server root; ``files_url``: ``base_url + "/files/"`` (an HTML listing
+    of the files, usable as ``--find-links``); ``dir``: the served root (``simple/``,
+    ``files/``); ``files``: file name -> Path (inside ``dir/files``); ``index``: the
+    ``PypiIndex`` (``add()`` + ``write()`` to change it while served); ``server``: the
+    ``LocalServer``; ``requests``: request paths so far (``server.requests`` has method and
+    headers)."""
+
+    index: PypiIndex
+    server: LocalServer
+    auth: tuple[str, str] | None = None
+
+    @property
+    def dir(self) -> Path:
+        return self.index.root
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.url}/simple"
+
+    @property
+    def auth_url(self) -> str:
+        if self.auth is None:
+            return self.url
+        user, password = self.auth
+        return self.url.replace("http://", f"http://{user}:{password}@", 1)
+
+    @property
+    def files_url(self) -> str:
+        return f"{self.server.url}/files/"
+
+    @property
+    def files(self) -> dict[str, Path]:
+        return {e.filename: e.path for e in self.index.entries}
+
+    @property
+    def requests(self) -> list[str]:
+        return self.server.paths
+
+    def file_url(self, filename: str) -> str:
+        return f"{self.server.url}/files/{filename}"
+
+    def project_files(self, project: str) -> list[Path]:
+        """Files of one project (any spelling of its name), sorted by file name."""
+        return [e.path for e in self.index.projects().get(normalize_name(project), [])]
+
+
+@pytest.fixture
+def pypi_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ServedIndex]]:
+    """``pypi_index(spec, *, auth=None, core_metadata=False, json_api=False) -> ServedIndex``:
+    build a PEP 503 index and serve it on an ephemeral loopback port (shut down after the test).
+
+    ``spec`` is ``{name: [dist, ...]}`` where a dist is a version string (py3-none-any wheel),
+    a tuple ``(version, kind="wheel"|"sdist", tag_or_None, requires)`` (trailing items
+    optional), a ``pypi_index.Dist`` or a dict of its fields (``requires_python``, ``yanked``,
+    ``upload_time``, ``extra_metadata`` ...); or a list of already-built wheel/sdist paths.
+    ``auth=(user, password)`` makes the server answer 401 to requests without that basic auth.
+    ``core_metadata`` adds PEP 658 ``.metadata`` files; ``json_api`` serves PEP 691 JSON pages
+    to clients that ask for them (needed for PEP 700 ``upload-time``)."""
+    pool = _ServerPool()
+
+    def make(
+        spec: IndexSpec,
+        *,
+        auth: tuple[str, str] | None = None,
+        core_metadata: bool = False,
+        json_api: bool = False,
+    ) -> ServedIndex:
+        root = tmp_path_factory.mktemp("pypi-index")
+        index = build_index(root, spec, core_metadata=core_metadata, json_api=json_api)
+        return ServedIndex(index, pool.serve(root, auth), auth)
+
+    yield make
+    pool.close()
+
+
 # --------------------------------------------------------------------------- process exit
 
 _EXIT_STATUS: list[int] = []

@@ -1,0 +1,337 @@
+"""PyPI resolution for a target arch and python: uv (default) or pip, into locked packages."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import threading
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from envbuild.channels import redact_text, redact_url
+from envbuild.errors import ResolveError, UnsatisfiableError
+from envbuild.lock import LockedPackage
+from envbuild.platforms import platform_tags, uv_platform, wheel_tags
+from envbuild.runner import Runner, ToolError, clean_env
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PypiRequest:
+    """Everything one PyPI resolution depends on. URLs are the real ones (credentials
+    included, ``${VAR}`` expanded at run time): never log or store them unredacted."""
+
+    requirements: tuple[str, ...]
+    arch: str
+    python_version: str  # exact, e.g. "3.12.4"
+    virtual_packages: tuple[tuple[str, str, str], ...]
+    index_url: str = "https://pypi.org/simple"
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    trusted_hosts: tuple[str, ...] = ()
+    pre: bool = False
+    no_index: bool = False
+    constraints: tuple[str, ...] = ()  # name==version pins of what conda provides
+    binary_only: bool = False  # the target is not the host: wheels only
+    exclude_newer: str = ""
+    base_dir: Path = Path(".")  # relative paths (requirements, find-links) start here
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """One resolved distribution before it becomes a LockedPackage."""
+
+    name: str
+    version: str
+    url: str = ""  # wheel or sdist URL ("" for VCS / directories)
+    sha256: str = ""
+    size: int = 0
+    vcs: str = ""  # git+URL@COMMIT
+    directory: str = ""  # absolute path of a local source tree
+
+
+_UV_LOCK = threading.Lock()
+_UV: list[str] = []
+
+
+def uv_binary() -> str:
+    """The uv executable shipped with the ``uv`` package (looked up once per process:
+    ``find_uv_bin`` is not safe to call from several threads at once)."""
+    with _UV_LOCK:
+        if not _UV:
+            from uv import find_uv_bin
+
+            _UV.append(find_uv_bin())
+        return _UV[0]
+
+
+def _expand(url: str) -> str:
+    return os.path.expandvars(url)
+
+
+def _requirement_lines(request: PypiRequest) -> str:
+    lines = []
+    for req in request.requirements:
+        if req in (".", "..") or req.startswith(("./", "../")):
+            req = str((request.base_dir / req).resolve())
+        lines.append(req)
+    return "\n".join(lines) + "\n"
+
+
+def _links(request: PypiRequest) -> list[str]:
+    out = []
+    for link in request.find_links:
+        if "://" not in link:
+            link = str((request.base_dir / link).resolve())
+        out.append(_expand(link))
+    return out
+
+
+def resolve_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]:
+    """Resolve with ``uv pip compile --format pylock.toml`` for the target platform."""
+    platform, env = uv_platform(request.arch, request.virtual_packages)
+    with tempfile.TemporaryDirectory(prefix="envbuild-uv-") as tmp:
+        work = Path(tmp)
+        (work / "requirements.in").write_text(_requirement_lines(request))
+        (work / "constraints.txt").write_text("".join(f"{c}\n" for c in request.constraints))
+        cmd = [
+            uv, "pip", "compile", "requirements.in", "--output-file", "pylock.toml",
+            "--format", "pylock.toml", "--no-config", "--no-header", "--quiet",
+            "--python-version", request.python_version, "--python-platform", platform,
+            # This interpreter only builds metadata of source packages; without it uv would
+            # look for (or download) a python of the target version.
+            "--python", sys.executable, "--no-python-downloads",
+            "--constraints", "constraints.txt", "--index-url", _expand(request.index_url),
+        ]  # fmt: skip
+        for url in request.extra_index_urls:
+            cmd += ["--extra-index-url", _expand(url)]
+        for link in _links(request):
+            cmd += ["--find-links", link]
+        for host in request.trusted_hosts:
+            cmd += ["--allow-insecure-host", host]
+        if request.pre:
+            cmd += ["--prerelease", "allow"]
+        if request.no_index:
+            cmd += ["--no-index"]
+        if request.binary_only:
+            cmd += ["--only-binary", ":all:"]
+        if request.exclude_newer:
+            cmd += ["--exclude-newer", request.exclude_newer]
+        try:
+            runner(cmd, env=clean_env(env), cwd=work, timeout=600)
+        except ToolError as exc:
+            raise _resolution_error(request, exc) from None
+        data = tomllib.loads((work / "pylock.toml").read_text(encoding="utf-8"))
+    return [_from_pylock(p, request) for p in data.get("packages", [])]
+
+
+def _from_pylock(pkg: dict[str, Any], request: PypiRequest) -> Resolved:
+    name, version = pkg["name"], str(pkg.get("version", ""))
+    if "vcs" in pkg:
+        vcs = pkg["vcs"]
+        ref = f"git+{vcs['url']}@{vcs['commit-id']}"
+        if vcs.get("subdirectory"):
+            ref += f"#subdirectory={vcs['subdirectory']}"
+        return Resolved(name, version, vcs=ref)
+    if "directory" in pkg:
+        return Resolved(name, version, directory=str(pkg["directory"]["path"]))
+    if "archive" in pkg:
+        arch = pkg["archive"]
+        url = arch.get("url") or Path(arch["path"]).resolve().as_uri()
+        return Resolved(
+            name, version, url, arch.get("hashes", {}).get("sha256", ""), arch.get("size", 0)
+        )
+    tags = {
+        str(t): i
+        for i, t in enumerate(
+            wheel_tags(request.arch, request.python_version, request.virtual_packages)
+        )
+    }
+    best: tuple[int, dict[str, Any]] | None = None
+    for wheel in pkg.get("wheels", []):
+        rank = _wheel_rank(_filename(wheel["url"]), tags)
+        if rank is not None and (best is None or rank < best[0]):
+            best = (rank, wheel)
+    if best is not None:
+        wheel = best[1]
+        return Resolved(
+            name, version, wheel["url"], wheel["hashes"]["sha256"], wheel.get("size", 0)
+        )
+    if "sdist" in pkg:
+        sdist = pkg["sdist"]
+        return Resolved(
+            name, version, sdist["url"], sdist["hashes"]["sha256"], sdist.get("size", 0)
+        )
+    raise ResolveError(
+        f"{name} {version}: no wheel fits {request.arch} with python {request.python_version} "
+        f"(accepted platforms: {', '.join(platform_tags(request.arch, request.virtual_packages)[:4])}, ...)"
+    )
+
+
+def _filename(url: str) -> str:
+    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+
+
+def _wheel_rank(filename: str, tags: dict[str, int]) -> int | None:
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    try:
+        _, _, _, wheel_tags_ = parse_wheel_filename(filename)
+    except InvalidWheelFilename:
+        return None
+    ranks = [tags[str(t)] for t in wheel_tags_ if str(t) in tags]
+    return min(ranks) if ranks else None
+
+
+def resolve_pip(request: PypiRequest, runner: Runner, python: str) -> list[Resolved]:
+    """Resolve with ``pip install --dry-run --ignore-installed --report`` (the fallback:
+    wheels only; requirements that need building need the uv resolver)."""
+    from packaging.tags import Tag
+
+    sources = [r for r in request.requirements if _is_source_requirement(r)]
+    if sources:
+        raise ResolveError(
+            f'pypi-resolver = "pip" resolves wheels only, and {", ".join(sources)} must be '
+            'built from source: use pypi-resolver = "uv" (the default) for this env'
+        )
+
+    tags = wheel_tags(request.arch, request.python_version, request.virtual_packages)
+    with tempfile.TemporaryDirectory(prefix="envbuild-pip-") as tmp:
+        work = Path(tmp)
+        (work / "requirements.in").write_text(_requirement_lines(request))
+        (work / "constraints.txt").write_text("".join(f"{c}\n" for c in request.constraints))
+        cmd = [
+            python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--isolated",
+            "--quiet", "--disable-pip-version-check", "--report", "report.json",
+            "-r", "requirements.in", "-c", "constraints.txt",
+            "--index-url", _expand(request.index_url),
+        ]  # fmt: skip
+        for url in request.extra_index_urls:
+            cmd += ["--extra-index-url", _expand(url)]
+        for link in _links(request):
+            cmd += ["--find-links", link]
+        for host in request.trusted_hosts:
+            cmd += ["--trusted-host", host]
+        if request.pre:
+            cmd += ["--pre"]
+        if request.no_index:
+            cmd += ["--no-index"]
+        if request.exclude_newer:
+            cmd += ["--uploaded-prior-to", request.exclude_newer]
+        # pip resolves for a foreign target only from wheels (it refuses platform options
+        # otherwise), so this fallback is wheels-only for every target, the host included:
+        # that also keeps its picks the same as uv's, which use the target's tags too.
+        major_minor = ".".join(request.python_version.split(".")[:2])
+        cmd += ["--python-version", major_minor, "--implementation", "cp"]
+        cmd += ["--only-binary", ":all:"]
+        cmd += [
+            arg
+            for p in platform_tags(request.arch, request.virtual_packages)
+            for arg in ("--platform", p)
+        ]
+        cmd += [
+            arg
+            for abi in sorted({t.abi for t in tags if isinstance(t, Tag)})
+            for arg in ("--abi", abi)
+        ]
+        try:
+            runner(cmd, env=clean_env(), cwd=work, timeout=900)
+        except ToolError as exc:
+            raise _resolution_error(request, exc) from None
+        report = json.loads((work / "report.json").read_text(encoding="utf-8"))
+    out = []
+    for item in report.get("install", []):
+        meta, info = item["metadata"], item["download_info"]
+        name, version = meta["name"], meta["version"]
+        if "vcs_info" in info:
+            vcs = info["vcs_info"]
+            out.append(
+                Resolved(name, version, vcs=f"{vcs['vcs']}+{info['url']}@{vcs['commit_id']}")
+            )
+        elif "dir_info" in info:
+            out.append(Resolved(name, version, directory=unquote(urlsplit(info["url"]).path)))
+        else:
+            hashes = info.get("archive_info", {}).get("hashes", {})
+            out.append(Resolved(name, version, info["url"], hashes.get("sha256", "")))
+    return out
+
+
+def _is_source_requirement(req: str) -> bool:
+    """A VCS URL or a local path (not a plain ``name[spec]`` or a wheel URL)."""
+    target = req.split(" @ ", 1)[1] if " @ " in req else req
+    if target.startswith(("git+", "hg+", "svn+", "bzr+")):
+        return True
+    is_path = target.startswith((".", "/", "file:"))
+    return is_path and not target.split(";")[0].strip().endswith(".whl")
+
+
+def _resolution_error(request: PypiRequest, exc: ToolError) -> Exception:
+    text = exc.stderr or str(exc)
+    where = f"{request.arch} with python {request.python_version}"
+    unsat = ("No solution found", "ResolutionImpossible", "Could not find a version", "conflict")
+    if any(marker in text for marker in unsat):
+        return UnsatisfiableError(f"the PyPI requirements cannot be satisfied for {where}:\n{text}")
+    return ResolveError(f"PyPI resolution failed for {where}:\n{redact_text(text)}")
+
+
+def to_locked(dist: Resolved, root: Path) -> LockedPackage:
+    """A resolved distribution as a lock entry (URLs redacted, local paths relative)."""
+    from packaging.utils import canonicalize_name
+
+    name = canonicalize_name(dist.name)
+    if dist.vcs:
+        return LockedPackage(kind="pypi", name=name, version=dist.version, url="", filename="",
+                             sha256="", needs_build=True, source=redact_url(dist.vcs))  # fmt: skip
+    if dist.directory:
+        path = Path(dist.directory)
+        return LockedPackage(
+            kind="pypi", name=name, version=dist.version or _static_version(path), url="",
+            filename="", sha256=tree_hash(path), needs_build=True,
+            source=f"path:{_relative(path, root)}",
+        )  # fmt: skip
+    filename = _filename(dist.url)
+    is_wheel = filename.endswith(".whl")
+    return LockedPackage(
+        kind="pypi", name=name, version=dist.version, url=redact_url(dist.url),
+        filename=filename, sha256=dist.sha256, size=dist.size, needs_build=not is_wheel,
+        source="" if is_wheel else redact_url(dist.url),
+    )  # fmt: skip
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return os.path.relpath(path.resolve(), root.resolve())
+
+
+def _static_version(path: Path) -> str:
+    try:
+        project = tomllib.loads((path / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+        return str(project.get("version", ""))
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return ""
+
+
+def tree_hash(path: Path) -> str:
+    """sha256 over a source tree's files (sorted relative paths and contents; VCS and
+    build directories skipped): the identity of a local directory to build."""
+    import hashlib
+
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    skip = {".git", ".hg", ".svn", "__pycache__", "build", "dist", ".venv", ".tox"}
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = file.relative_to(path)
+        if skip & set(rel.parts) or rel.name.endswith(".egg-info"):
+            continue
+        digest.update(rel.as_posix().encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
