@@ -176,15 +176,30 @@ def test_demo_workspace(tmp_path, run_cli):
     ran = {ln for ln in result.stdout.splitlines() if ln.startswith(".  ")}
     assert ran == {
         ".  channel:demo",
+        ".  spec:greet",
         ".  spec:hello",
         ".  spec:tools",
+        ".  resolve:greet@linux-64",
+        ".  resolve:greet@osx-arm64",
         ".  resolve:hello@linux-64",
         ".  resolve:hello@osx-arm64",
     } | {f".  resolve:tools@{a}" for a in ALL_ARCHS}
     channel = ws / ".envbuild" / "channels" / "demo"
-    assert sorted(lock_bytes(ws)) == ["locks/hello/linux-64.json", "locks/hello/osx-arm64.json"] + [
-        f"locks/tools/{a}.json" for a in ALL_ARCHS
-    ]
+    assert sorted(lock_bytes(ws)) == [
+        "locks/greet/linux-64.json",
+        "locks/greet/osx-arm64.json",
+        "locks/hello/linux-64.json",
+        "locks/hello/osx-arm64.json",
+    ] + [f"locks/tools/{a}.json" for a in ALL_ARCHS]
+    for arch in ("linux-64", "osx-arm64"):  # the pip-only env: offline, from ./wheels
+        greet = read_lock_json(ws, "greet", arch)
+        assert greet["kind"] == "pypi"
+        assert greet["python"] == {"source": "conda", "version": "3.11.9"}
+        assert {(p["kind"], p["name"], p["version"]) for p in greet["packages"]} == {
+            ("conda", "python", "3.11.9"),
+            ("pypi", "demo-greeting", "1.0.0"),
+            ("pypi", "demo-words", "0.2.0"),
+        }
     for arch in ("linux-64", "osx-arm64"):
         pkgs = lock_packages(ws, "hello", arch)
         assert {n: (p["version"], p["subdir"]) for n, p in pkgs.items()} == {
