@@ -53,6 +53,7 @@ def show_json(lock: Lock) -> dict[str, object]:
                 "filename": p.filename,
                 "sha256": p.sha256,
                 "md5": p.md5,
+                **({"needs_build": True, "source": p.source} if p.needs_build else {}),
             }
             for p in lock.packages
         ],
@@ -64,6 +65,8 @@ def show_text(ws: Workspace, locks: list[Lock]) -> str:
     for lock in locks:
         spec = lock.spec
         out.append(f"env {lock.name} [{lock.env_id.arch}] ({lock.kind})")
+        if lock.python_version:
+            out.append(f"  python   {lock.python_version} (from {lock.python_source})")
         out.append(f"  req_id   {lock.env_id.req_id}")
         out.append(f"  full_id  {lock.env_id.full_id}")
         out.append(f"  channels {', '.join(spec.channels) or '-'}")
@@ -75,7 +78,11 @@ def show_text(ws: Workspace, locks: list[Lock]) -> str:
         out += [f"    {p.name:<28} {p.version:<14} {p.build:<24} {p.subdir}" for p in conda]
         if pypi:
             out.append(f"  pypi packages ({len(pypi)}):")
-            out += [f"    {p.name:<28} {p.version}" for p in pypi]
+            out += [
+                f"    {p.name:<28} {p.version:<14} "
+                + (f"needs build: {p.source}" if p.needs_build else p.filename)
+                for p in pypi
+            ]
     if locks:
         spec = ws.env(locks[0].name)
         present = {lock.env_id.arch: lock.env_id.full_id for lock in locks}

@@ -136,7 +136,7 @@ def _from_pylock(pkg: dict[str, Any], request: PypiRequest) -> Resolved:
     name, version = pkg["name"], str(pkg.get("version", ""))
     if "vcs" in pkg:
         vcs = pkg["vcs"]
-        ref = f"git+{vcs['url']}@{vcs['commit-id']}"
+        ref = f"{vcs.get('type', 'git')}+{vcs['url']}@{vcs['commit-id']}"
         if vcs.get("subdirectory"):
             ref += f"#subdirectory={vcs['subdirectory']}"
         return Resolved(name, version, vcs=ref)
@@ -298,6 +298,13 @@ def to_locked(dist: Resolved, root: Path) -> LockedPackage:
         )  # fmt: skip
     filename = _filename(dist.url)
     is_wheel = filename.endswith(".whl")
+    if not is_wheel and dist.url.startswith("file:"):  # a local archive: no absolute path
+        local = Path(unquote(urlsplit(dist.url).path))
+        return LockedPackage(
+            kind="pypi", name=name, version=dist.version, url="", filename=filename,
+            sha256=dist.sha256 or tree_hash(local), size=dist.size, needs_build=True,
+            source=f"path:{_relative(local, root)}",
+        )  # fmt: skip
     return LockedPackage(
         kind="pypi", name=name, version=dist.version, url=redact_url(dist.url),
         filename=filename, sha256=dist.sha256, size=dist.size, needs_build=not is_wheel,
