@@ -37,12 +37,17 @@ def is_valid_channel(channel: str) -> bool:
 def strip_userinfo(url: str) -> str:
     """``url`` without its ``user:password@`` part (a ``/t/<token>/`` path is kept)."""
     parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url  # untouched: urlunsplit would turn git+file:///x into git+file:/x
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def redact_url(url: str) -> str:
     """``url`` without any ``user:password@`` part and without a token path (``/t/<token>/``)."""
-    parts = urlsplit(strip_userinfo(url))
+    url = strip_userinfo(url)
+    parts = urlsplit(url)
+    if not re.search(r"/t/[^/]+/", parts.path):
+        return url
     return urlunsplit(parts._replace(path=re.sub(r"/t/[^/]+/", "/", parts.path)))
 
 

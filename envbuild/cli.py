@@ -119,13 +119,18 @@ def _own_command(argv: Sequence[str], root: Path) -> int:
         else:
             print(show_text(ws, locks))
         return 0
-    from envbuild.exports import ONE_ARCH, to_conda_lock
+    from envbuild.exports import ONE_ARCH, to_conda_lock, to_requirements
 
     if args.format in ONE_ARCH:  # explicit, requirements, pylock
         what, exporter = ONE_ARCH[args.format]
         if not args.arch and len(ws.env(args.env).archs) > 1:
             raise EnvbuildError(f"{what} holds one arch: pass --arch")
-        text = exporter(_locks(ws, args.env, args.arch)[0])
+        lock = _locks(ws, args.env, args.arch)[0]
+        if args.format == "requirements":
+            out_dir = Path(args.output).resolve().parent
+            text = to_requirements(lock, os.path.relpath(ws.root.resolve(), out_dir))
+        else:
+            text = exporter(lock)
     else:
         spec = ws.env(args.env)
         local = {name: ws.local_channel_dir(name) for name, _ in ws.local_channels}

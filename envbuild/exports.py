@@ -4,6 +4,7 @@ pylock.toml."""
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -163,7 +164,7 @@ def _direct_names(lock: Lock) -> set[str]:
     return names
 
 
-def to_requirements(lock: Lock) -> str:
+def to_requirements(lock: Lock, links_base: str = "") -> str:
     """A requirements file for ``pip install --require-hashes --no-deps -r FILE``: each PyPI
     package pinned to its version (wheels, found through the env's indexes, which the file
     names) or to its sdist URL, with its sha256. Packages built from a VCS checkout or a
@@ -190,7 +191,9 @@ def to_requirements(lock: Lock) -> str:
     if spec.pypi_index.rstrip("/") != DEFAULT_INDEX:
         lines.append(f"--index-url {spec.pypi_index}")
     lines += [f"--extra-index-url {u}" for u in spec.extra_indexes]
-    lines += [f"--find-links {u}" for u in spec.find_links]
+    # Relative find-links are relative to the workspace; pip reads them relative to this
+    # file, so ``links_base`` (the workspace seen from where the file is written) joins them.
+    lines += [f"--find-links {_rebase_link(u, links_base)}" for u in spec.find_links]
     lines += [f"--trusted-host {h}" for h in spec.trusted_hosts]
     if spec.no_index:
         lines.append("--no-index")
@@ -205,6 +208,12 @@ def to_requirements(lock: Lock) -> str:
             pin = f"{name}=={p.version}"
         lines.append(f"{pin} \\\n    --hash=sha256:{_need_sha256(lock, p)}")
     return "\n".join(lines) + "\n"
+
+
+def _rebase_link(link: str, base: str) -> str:
+    if not base or "://" in link or link.startswith(("/", "~", "$")):
+        return link
+    return posixpath.normpath(posixpath.join(base, link))
 
 
 def _url_filename(url: str) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envbuild.channels import channel_url, is_valid_channel, redact_url
+from envbuild.channels import channel_url, is_valid_channel, redact_text, redact_url
 from envbuild.errors import SpecError
 from envbuild.parsers import (
     Dep,
@@ -311,7 +311,7 @@ def _env_spec(
         else:
             files = (Path(rel).as_posix(),)
             try:
-                parsed = _read_spec_file(root, rel, archs)
+                parsed = _rebase_paths(_read_spec_file(root, rel, archs), Path(rel).parent)
             except SpecError as exc:
                 check.problems.extend(exc.problems)
     conda_inline: list[Dep] = []
@@ -343,7 +343,10 @@ def _env_spec(
             where = files[0] if files else f"{MANIFEST} [{table}] pypi"
             check.problems.append(f"{where}: '{ch}' is not a channel name, path or URL")
     channels = check.channels(table, env, local) or tuple(spec_channels) or defaults.channels
-    if not channels and (merged.conda or merged.python):
+    python_source = check.choice(table, env, "python-source", PYTHON_SOURCES)
+    python_source = python_source or defaults.python_source
+    needs_channel = merged.conda or (merged.python and python_source == "conda")
+    if not channels and needs_channel:
         check.add(table, "channels", "no channels: set channels in [workspace] or in this env")
     vp = dict(defaults.virtual) | check.virtual(table, env) | dict(merged.sys)
     env_extra = check.str_list(table, env, "extra-indexes") or ()
@@ -356,12 +359,18 @@ def _env_spec(
             secrets[public] = url
         return public
 
+    pypi = []
+    for dep in merged.pypi:  # a direct URL may carry credentials too
+        public = redact_text(dep.value)
+        if public != dep.value:
+            secrets[public] = dep.value
+        pypi.append(Dep(public, dep.archs))
     return EnvSpec(
         name=name,
         archs=archs,
         channels=tuple(hide(c) for c in channels),
         conda=merged.conda,
-        pypi=merged.pypi,
+        pypi=tuple(pypi),
         python=merged.python,
         pypi_index=hide(defaults.index),
         extra_indexes=tuple(hide(u) for u in extra_idx),
@@ -371,8 +380,7 @@ def _env_spec(
         no_index=merged.no_index,
         virtual_packages=tuple(sorted(vp.items())),
         spec_files=files,
-        python_source=check.choice(table, env, "python-source", PYTHON_SOURCES)
-        or defaults.python_source,
+        python_source=python_source,
         settings=ResolverSettings(
             channel_priority=check.choice(table, env, "channel-priority", PRIORITIES)
             or defaults.priority,
@@ -409,3 +417,31 @@ def _timestamp(check: _Checker, table: str, data: dict[str, Any]) -> str | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=datetime.UTC)
     return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _is_local_path(value: str) -> bool:
+    return value in (".", "..") or value.startswith(("./", "../"))
+
+
+def _rebase_paths(parsed: ParsedSpec, spec_dir: Path) -> ParsedSpec:
+    """Relative paths in a spec file (local requirements, find-links) are relative to that
+    file; make them relative to the workspace root, where the resolver starts."""
+    import dataclasses
+    import posixpath
+
+    if spec_dir == Path("."):
+        return parsed
+
+    def rebase(value: str) -> str:
+        return "./" + posixpath.normpath(posixpath.join(spec_dir.as_posix(), value))
+
+    def is_relative_link(value: str) -> bool:
+        return "://" not in value and not value.startswith(("/", "~", "$"))
+
+    return dataclasses.replace(
+        parsed,
+        pypi=tuple(
+            Dep(rebase(d.value), d.archs) if _is_local_path(d.value) else d for d in parsed.pypi
+        ),
+        find_links=tuple(rebase(u) if is_relative_link(u) else u for u in parsed.find_links),
+    )

@@ -190,3 +190,22 @@ def find_host_python(version_spec: str) -> tuple[str, str]:
         raise LookupError(version_spec)
     version, path = max(found.values(), key=lambda f: f[0])
     return path, str(version)
+
+
+def marker_environment(arch: str, python_version: str) -> dict[str, str]:
+    """PEP 508 marker values of CPython ``python_version`` on target ``arch`` (pure)."""
+    major_minor = ".".join(python_version.split(".")[:2])
+    osx = os_of(arch) == "osx"
+    return {
+        "implementation_name": "cpython",
+        "implementation_version": python_version,
+        "os_name": "posix",
+        "platform_machine": _MACHINE[arch],
+        "platform_python_implementation": "CPython",
+        "platform_release": "",
+        "platform_system": "Darwin" if osx else "Linux",
+        "platform_version": "",
+        "python_full_version": python_version,
+        "python_version": major_minor,
+        "sys_platform": "darwin" if osx else "linux",
+    }

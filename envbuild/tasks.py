@@ -254,6 +254,7 @@ def _channel_dicts(ws: Workspace) -> Iterator[dict[str, Any]]:
 
 def _spec_dicts(ws: Workspace) -> Iterator[dict[str, Any]]:
     from doit import get_var
+    from doit.tools import config_changed
 
     doc = "Snapshot each env's normalised spec (what its resolve tasks depend on)."
     yield {"basename": "spec", "name": None, "doc": doc}
@@ -263,6 +264,8 @@ def _spec_dicts(ws: Workspace) -> Iterator[dict[str, Any]]:
             "actions": [(run_spec, [task])],
             "file_dep": [str(p) for p in task.file_dep],
             "targets": [str(task.target)],
+            # also when the same files normalise differently (a newer envbuild)
+            "uptodate": [config_changed(task.env.to_dict())],
             "clean": True,
         }
 

@@ -95,7 +95,9 @@ def _resolve_pypi(
     with tempfile.TemporaryDirectory(prefix="envbuild-stubs-") as stubs:
         write_stub_wheels(provided, Path(stubs))
         request = PypiRequest(
-            requirements=tuple(d.value for d in spec.pypi if not d.archs or arch in d.archs),
+            requirements=tuple(
+                spec.real_url(d.value) for d in spec.pypi if not d.archs or arch in d.archs
+            ),
             arch=arch,
             python_version=python_version,
             virtual_packages=_virtual(spec, arch),
@@ -108,7 +110,7 @@ def _resolve_pypi(
             constraints=tuple(f"{n}=={v}" for n, v in provided.items()),
             binary_only=arch != ctx.host_arch,
             exclude_newer=spec.settings.exclude_newer,
-            base_dir=ctx.root / (Path(spec.spec_files[0]).parent if spec.spec_files else Path()),
+            base_dir=ctx.root,  # the manifest rebased spec-file paths onto the workspace
         )
         if spec.settings.pypi_resolver == "pip":
             resolved = resolve_pip(request, ctx.runner, ctx.python)

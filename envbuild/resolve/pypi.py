@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 from envbuild.channels import redact_text, redact_url
 from envbuild.errors import ResolveError, UnsatisfiableError
 from envbuild.lock import LockedPackage
-from envbuild.platforms import platform_tags, uv_platform, wheel_tags
+from envbuild.platforms import marker_environment, platform_tags, uv_platform, wheel_tags
 from envbuild.runner import Runner, ToolError, clean_env
 
 log = logging.getLogger(__name__)
@@ -94,13 +94,29 @@ def _links(request: PypiRequest) -> list[str]:
     return out
 
 
+def _write_inputs(work: Path, request: PypiRequest) -> None:
+    (work / "requirements.in").write_text(_requirement_lines(request))
+    (work / "constraints.txt").write_text("".join(f"{c}\n" for c in request.constraints))
+
+
+def _source_args(request: PypiRequest, insecure_host: str, pre: list[str]) -> list[str]:
+    """Index, find-links and flag options; pip and uv spell only two of them differently."""
+    args = ["--index-url", _expand(request.index_url)]
+    for url in request.extra_index_urls:
+        args += ["--extra-index-url", _expand(url)]
+    for link in _links(request):
+        args += ["--find-links", link]
+    for host in request.trusted_hosts:
+        args += [insecure_host, host]
+    return args + (pre if request.pre else []) + (["--no-index"] if request.no_index else [])
+
+
 def resolve_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]:
     """Resolve with ``uv pip compile --format pylock.toml`` for the target platform."""
     platform, env = uv_platform(request.arch, request.virtual_packages)
     with tempfile.TemporaryDirectory(prefix="envbuild-uv-") as tmp:
         work = Path(tmp)
-        (work / "requirements.in").write_text(_requirement_lines(request))
-        (work / "constraints.txt").write_text("".join(f"{c}\n" for c in request.constraints))
+        _write_inputs(work, request)
         cmd = [
             uv, "pip", "compile", "requirements.in", "--output-file", "pylock.toml",
             "--format", "pylock.toml", "--no-config", "--no-header", "--quiet",
@@ -108,18 +124,9 @@ def resolve_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]:
             # This interpreter only builds metadata of source packages; without it uv would
             # look for (or download) a python of the target version.
             "--python", sys.executable, "--no-python-downloads",
-            "--constraints", "constraints.txt", "--index-url", _expand(request.index_url),
+            "--constraints", "constraints.txt",
+            *_source_args(request, "--allow-insecure-host", ["--prerelease", "allow"]),
         ]  # fmt: skip
-        for url in request.extra_index_urls:
-            cmd += ["--extra-index-url", _expand(url)]
-        for link in _links(request):
-            cmd += ["--find-links", link]
-        for host in request.trusted_hosts:
-            cmd += ["--allow-insecure-host", host]
-        if request.pre:
-            cmd += ["--prerelease", "allow"]
-        if request.no_index:
-            cmd += ["--no-index"]
         if request.binary_only:
             cmd += ["--only-binary", ":all:"]
         if request.exclude_newer:
@@ -190,6 +197,18 @@ def _wheel_rank(filename: str, tags: dict[str, int]) -> int | None:
     return min(ranks) if ranks else None
 
 
+# pip evaluates environment markers for the interpreter running it, whatever --platform
+# says; this runs pip with its marker environment set to the target's instead.
+_PIP_FOR_TARGET = """
+import json, sys
+import pip._vendor.packaging.markers as markers
+target = json.loads(sys.argv[1])
+markers.default_environment = lambda: dict(target)
+from pip._internal.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 def resolve_pip(request: PypiRequest, runner: Runner, python: str) -> list[Resolved]:
     """Resolve with ``pip install --dry-run --ignore-installed --report`` (the fallback:
     wheels only; requirements that need building need the uv resolver)."""
@@ -205,24 +224,15 @@ def resolve_pip(request: PypiRequest, runner: Runner, python: str) -> list[Resol
     tags = wheel_tags(request.arch, request.python_version, request.virtual_packages)
     with tempfile.TemporaryDirectory(prefix="envbuild-pip-") as tmp:
         work = Path(tmp)
-        (work / "requirements.in").write_text(_requirement_lines(request))
-        (work / "constraints.txt").write_text("".join(f"{c}\n" for c in request.constraints))
+        _write_inputs(work, request)
+        env_json = json.dumps(marker_environment(request.arch, request.python_version))
         cmd = [
-            python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--isolated",
+            python, "-c", _PIP_FOR_TARGET, env_json,
+            "install", "--dry-run", "--ignore-installed", "--isolated",
             "--quiet", "--disable-pip-version-check", "--report", "report.json",
             "-r", "requirements.in", "-c", "constraints.txt",
-            "--index-url", _expand(request.index_url),
+            *_source_args(request, "--trusted-host", ["--pre"]),
         ]  # fmt: skip
-        for url in request.extra_index_urls:
-            cmd += ["--extra-index-url", _expand(url)]
-        for link in _links(request):
-            cmd += ["--find-links", link]
-        for host in request.trusted_hosts:
-            cmd += ["--trusted-host", host]
-        if request.pre:
-            cmd += ["--pre"]
-        if request.no_index:
-            cmd += ["--no-index"]
         if request.exclude_newer:
             cmd += ["--uploaded-prior-to", request.exclude_newer]
         # pip resolves for a foreign target only from wheels (it refuses platform options
