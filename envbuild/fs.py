@@ -40,3 +40,20 @@ def _umask() -> int:
 def make_dir_mode_default(path: Path) -> None:
     """Give a directory made by ``tempfile.mkdtemp`` (0700) the usual mode for the umask."""
     os.chmod(path, 0o777 & ~_umask())
+
+
+def tree_hash(path: Path) -> str:
+    """sha256 over a source tree's files (sorted relative paths and contents; VCS and
+    build directories skipped): the identity of a local directory to build."""
+    import hashlib
+
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    skip = {".git", ".hg", ".svn", "__pycache__", "build", "dist", ".venv", ".tox"}
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = file.relative_to(path)
+        if skip & set(rel.parts) or rel.name.endswith(".egg-info"):
+            continue
+        digest.update(rel.as_posix().encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from envbuild.errors import EnvbuildError
-from envbuild.fs import atomic_write
+from envbuild.fs import atomic_write, tree_hash
 from envbuild.spec import MANIFEST, EnvSpec, Workspace, load_workspace
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,26 @@ class ResolveTask:
 
     @property
     def uptodate_key(self) -> dict[str, Any]:
-        return {"req_id": self.env.req_id, "settings": self.env.settings.to_dict(), "lock": 1}
+        key: dict[str, Any] = {
+            "req_id": self.env.req_id,
+            "settings": self.env.settings.to_dict(),
+            "lock": 1,
+        }
+        local = local_sources(self.env, self.root)
+        if local:  # a local source tree that changes makes the lock stale too
+            key["local_sources"] = local
+        return key
+
+
+def local_sources(env: EnvSpec, root: Path) -> dict[str, str]:
+    """Content hashes of the local directories/files an env's PyPI requirements name."""
+    out: dict[str, str] = {}
+    for dep in env.pypi:
+        target = dep.value.split(" @ ", 1)[-1].split(";")[0].strip()
+        if target in (".", "..") or target.startswith(("./", "../")):
+            path = root / target
+            out[target] = tree_hash(path) if path.exists() else "missing"
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -245,7 +245,7 @@ def sources(tmp_path: Path, pypi_index: IndexFactory) -> dict[str, Any]:
 
 
 def test_needs_build_host_arch(sources, py_channel, run_cli):
-    from envbuild.resolve.pypi import tree_hash
+    from envbuild.fs import tree_hash
 
     if host_arch() != "linux-64":
         pytest.skip("sdists are built for the host arch only: this test targets linux-64")
@@ -316,6 +316,29 @@ def test_inline_path_is_relative_to_the_manifest(sources, py_channel, run_cli):
     )
     assert_ok(run_cli(ws, "resolve"))
     assert pypi_pkgs(ws, "m", "linux-64")["localpkg"]["source"] == "path:localpkg"
+
+
+def test_editing_a_local_source_tree_re_resolves_its_env(sources, py_channel, run_cli):
+    """The lock holds the tree hash of ``./localpkg``: changing the tree makes it stale."""
+    from envbuild.fs import tree_hash
+
+    idx, ws, local = sources["idx"], sources["ws"], sources["local"]
+    write_manifest(
+        ws,
+        ws_settings(py_channel, idx, ["osx-arm64"]),
+        {"src": {"python": "3.11", "pypi": ["./localpkg"]}, "other": {"python": "3.11", "pypi": ["dep"]}},
+    )
+    assert_ok(run_cli(ws, "resolve"))
+    again = run_cli(ws, "resolve")
+    assert_ok(again)
+    assert [ln for ln in again.stdout.splitlines() if ln.startswith(".")] == []
+    (local / "extra.py").write_text("VALUE = 1\n")
+    edited = run_cli(ws, "resolve")
+    assert_ok(edited)
+    assert [ln for ln in edited.stdout.splitlines() if ln.startswith(".")] == [
+        ".  resolve:src@osx-arm64"
+    ]
+    assert pypi_pkgs(ws, "src", "osx-arm64")["localpkg"]["sha256"] == tree_hash(local)
 
 
 def test_needs_build_foreign_arch(sources, py_channel, run_cli):

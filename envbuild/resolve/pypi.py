@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from envbuild.channels import redact_text, redact_url
 from envbuild.errors import ResolveError, UnsatisfiableError
+from envbuild.fs import tree_hash
 from envbuild.lock import LockedPackage
 from envbuild.platforms import marker_environment, platform_tags, uv_platform, wheel_tags
 from envbuild.runner import Runner, ToolError, clean_env
@@ -339,20 +340,3 @@ def _static_version(path: Path) -> str:
         return str(project.get("version", ""))
     except (OSError, KeyError, tomllib.TOMLDecodeError):
         return ""
-
-
-def tree_hash(path: Path) -> str:
-    """sha256 over a source tree's files (sorted relative paths and contents; VCS and
-    build directories skipped): the identity of a local directory to build."""
-    import hashlib
-
-    if path.is_file():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    skip = {".git", ".hg", ".svn", "__pycache__", "build", "dist", ".venv", ".tox"}
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        rel = file.relative_to(path)
-        if skip & set(rel.parts) or rel.name.endswith(".egg-info"):
-            continue
-        digest.update(rel.as_posix().encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
-    return digest.hexdigest()
