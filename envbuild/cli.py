@@ -11,7 +11,7 @@ from pathlib import Path
 
 from envbuild import __version__
 from envbuild.channels import channel_url
-from envbuild.errors import EnvbuildError
+from envbuild.errors import EnvbuildError, format_error
 from envbuild.ids import coresolved_id
 from envbuild.lock import Lock, read_lock
 from envbuild.spec import Workspace, load_workspace
@@ -20,10 +20,7 @@ OWN_COMMANDS = ("show", "export")
 
 
 def _print_err(message: str) -> None:
-    lines = message.splitlines() or [""]
-    sys.stderr.write(f"envbuild: error: {lines[0]}\n")
-    for line in lines[1:]:
-        sys.stderr.write(f"  {line}\n")
+    sys.stderr.write(format_error(message))
 
 
 def _locks(ws: Workspace, env: str, arch: str | None) -> list[Lock]:

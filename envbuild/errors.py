@@ -45,3 +45,10 @@ def collect(problems: list[str]) -> None:
     """Raise a :class:`SpecError` carrying all ``problems`` if there are any."""
     if problems:
         raise SpecError(problems)
+
+
+def format_error(message: str) -> str:
+    """A user error as the CLI prints it: ``envbuild: error: FIRST LINE`` and any further
+    lines (a solver's explanation) indented below."""
+    lines = message.splitlines() or [""]
+    return "".join([f"envbuild: error: {lines[0]}\n", *(f"  {line}\n" for line in lines[1:])])

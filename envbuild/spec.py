@@ -181,6 +181,10 @@ class Workspace:
     def state_dir(self) -> Path:
         return self.root / ".envbuild"
 
+    def spec_snapshot(self, env: str) -> Path:
+        """Where the ``spec`` task writes an env's normalised spec (resolve's file_dep)."""
+        return self.state_dir / "specs" / f"{env}.json"
+
     def local_channel_dir(self, name: str) -> Path:
         """Where the local channel ``name`` is built from its recipes."""
         return self.state_dir / "channels" / name

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envbuild.errors import EnvbuildError
+from envbuild.errors import EnvbuildError, format_error
 from envbuild.fs import atomic_write, tree_hash
 from envbuild.spec import MANIFEST, EnvSpec, Workspace, load_workspace
 
@@ -96,7 +96,7 @@ def spec_tasks(ws: Workspace, envs: set[str] | None = None) -> list[SpecTask]:
         SpecTask(
             env=env,
             file_dep=(ws.manifest, *(ws.root / f for f in env.spec_files)),
-            target=ws.state_dir / "specs" / f"{env.name}.json",
+            target=ws.spec_snapshot(env.name),
         )
         for env in ws.envs
         if not envs or env.name in envs
@@ -154,7 +154,7 @@ def resolve_tasks(
     for env in ws.envs:
         if envs and env.name not in envs:
             continue
-        deps = [ws.root / f for f in env.spec_files] + [ws.state_dir / "specs" / f"{env.name}.json"]
+        deps = [ws.root / f for f in env.spec_files] + [ws.spec_snapshot(env.name)]
         for ch in env.channels:
             if ch in local:
                 deps += local[ch].targets
@@ -203,9 +203,7 @@ def _reporter() -> type:
             if not self._user(result):
                 super()._write_failure(result, write_exception)
                 return
-            lines = result["exception"].message.splitlines() or [""]
-            sys.stderr.write(f"envbuild: error: {lines[0]}\n")
-            sys.stderr.write("".join(f"  {line}\n" for line in lines[1:]))
+            sys.stderr.write(format_error(result["exception"].message))
 
         def complete_run(self) -> None:
             self.failures = [r for r in self.failures if not self._user(r)]
