@@ -73,3 +73,23 @@ def basic_auth(url: str) -> tuple[str, str, str] | None:
     userinfo = os.path.expandvars(parts.netloc.rpartition("@")[0])
     token = base64.b64encode(userinfo.encode("utf-8")).decode("ascii")
     return (parts.hostname or "", parts.path.rstrip("/"), f"Basic {token}")
+
+
+def portable_url(url: str, root: Path) -> str:
+    """A ``file://`` URL inside the workspace ``root`` as a path relative to it (a built
+    local channel, a find-links directory of the workspace), so that a lock does not
+    depend on where the workspace lives; any other URL unchanged."""
+    if not url.startswith("file:"):
+        return url
+    from urllib.parse import unquote
+
+    path = Path(unquote(urlsplit(url).path))
+    try:
+        return path.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return url
+
+
+def absolute_url(url: str, root: Path) -> str:
+    """The inverse of :func:`portable_url`: a workspace-relative path as a ``file://`` URL."""
+    return url if "://" in url or not url else (root / url).resolve().as_uri()

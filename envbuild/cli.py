@@ -116,13 +116,13 @@ def _own_command(argv: Sequence[str], root: Path) -> int:
         else:
             print(show_text(ws, locks))
         return 0
-    from envbuild.exports import ONE_ARCH, to_conda_lock, to_requirements
+    from envbuild.exports import ONE_ARCH, localize, to_conda_lock, to_requirements
 
     if args.format in ONE_ARCH:  # explicit, requirements, pylock
         what, exporter = ONE_ARCH[args.format]
         if not args.arch and len(ws.env(args.env).archs) > 1:
             raise EnvbuildError(f"{what} holds one arch: pass --arch")
-        lock = _locks(ws, args.env, args.arch)[0]
+        lock = localize(_locks(ws, args.env, args.arch)[0], ws.root)
         if args.format == "requirements":
             out_dir = Path(args.output).resolve().parent
             text = to_requirements(lock, os.path.relpath(ws.root.resolve(), out_dir))
@@ -135,7 +135,7 @@ def _own_command(argv: Sequence[str], root: Path) -> int:
             local[c].resolve().as_uri() if c in local else channel_url(c, ws.root)
             for c in spec.channels
         ]
-        text = to_conda_lock(_locks(ws, args.env, args.arch), urls)
+        text = to_conda_lock([localize(x, ws.root) for x in _locks(ws, args.env, args.arch)], urls)
     atomic_write(Path(args.output), text)
     return 0
 

@@ -40,6 +40,17 @@ _MARKERS = {
 }
 
 
+def localize(lock: Lock, root: Path) -> Lock:
+    """``lock`` with workspace-relative package URLs made absolute ``file://`` URLs, as the
+    tools reading an export need them (``root``: the workspace)."""
+    import dataclasses
+
+    from envbuild.channels import absolute_url
+
+    packages = tuple(dataclasses.replace(p, url=absolute_url(p.url, root)) for p in lock.packages)
+    return dataclasses.replace(lock, packages=packages)
+
+
 def to_explicit(lock: Lock) -> str:
     """An ``@EXPLICIT`` file (``url#sha256`` per conda package), as conda and rattler read it."""
     pypi = [p.name for p in lock.packages if p.kind != "conda"]

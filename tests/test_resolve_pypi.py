@@ -190,7 +190,8 @@ def test_find_links_relative_to_requirements_file(
     resolver, py_channel, pypi_index, tmp_path, run_cli
 ):
     """``--find-links wheels`` in ``reqs/requirements.txt`` is ``reqs/wheels``: the wheel only
-    there resolves, locked as its file:// URL with its real sha256."""
+    there resolves, locked by its path relative to the workspace (no absolute path in a lock)
+    with its real sha256."""
     idx = pypi_index({"other": ["1.0"]})
     ws = write_manifest(
         tmp_path / "ws",
@@ -203,7 +204,8 @@ def test_find_links_relative_to_requirements_file(
     pkgs = pypi_pkgs(ws, "fl", "linux-64")
     assert sorted(pkgs) == ["flpkg", "other"]
     fl = pkgs["flpkg"]
-    assert fl["url"] == wheel.resolve().as_uri()
+    assert fl["url"] == "reqs/wheels/flpkg-1.5-py3-none-any.whl"
+    assert (ws / fl["url"]).resolve() == wheel.resolve()
     assert fl["filename"] == "flpkg-1.5-py3-none-any.whl"
     assert fl["sha256"] == sha256_hex(wheel)
     assert (fl["version"], fl["needs_build"]) == ("1.5", False)

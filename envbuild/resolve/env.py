@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from envbuild.channels import portable_url
 from envbuild.errors import ResolveError
 from envbuild.lock import Lock, LockedPackage
 from envbuild.resolve.conda import CondaRequest, make_request, solve
@@ -50,7 +52,13 @@ def resolve_env(spec: EnvSpec, arch: str, ctx: Context) -> Lock:
                 f"to [env.{spec.name}] (or python to its conda list)"
             )
         pypi = _resolve_pypi(spec, arch, ctx, python_version, conda)
-    return Lock.build(spec, arch, conda + pypi, python_source, python_version)
+    portable = [  # no absolute path of the workspace in the lock
+        dataclasses.replace(
+            p, url=portable_url(p.url, ctx.root), channel=portable_url(p.channel, ctx.root)
+        )
+        for p in conda + pypi
+    ]
+    return Lock.build(spec, arch, portable, python_source, python_version)
 
 
 def _host_python(spec: EnvSpec, arch: str, ctx: Context) -> str:
