@@ -164,7 +164,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_doit(args: list[str], root: Path) -> int:
     import doit.plugin
-    from doit.cmd_base import ModuleTaskLoader
     from doit.doit_cmd import DoitMain
 
     # envbuild's doit takes no third-party plugins from entry points: scanning every
@@ -177,7 +176,7 @@ def _run_doit(args: list[str], root: Path) -> int:
     if args[:1] != ["help"] and "--help" not in args:
         preloaded = load_workspace(root.resolve())  # user errors: one line, exit 2
     tasks.FAILURES.clear()
-    loader = ModuleTaskLoader(tasks.workspace_tasks(root, preloaded))
+    loader = tasks.task_loader(root, preloaded)
     main = DoitMain(loader, config_filenames=())
     main.BIN_NAME = "envbuild"
     code = main.run(args)

@@ -358,6 +358,24 @@ def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) 
     }
 
 
+def task_loader(root: str | Path = ".", preloaded: Workspace | None = None) -> Any:
+    """A doit task loader for the ``envbuild`` command. Same tasks as the dodo.py route, but
+    created in a fixed order: doit's module loader orders task creators by tokenizing their
+    source (``inspect.getsourcelines``), about 10 ms of every run."""
+    from doit.cmd_base import ModuleTaskLoader
+    from doit.loader import generate_tasks
+
+    class Loader(ModuleTaskLoader):  # type: ignore[misc]
+        def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Any]:
+            tasks: list[Any] = []
+            for name in ("channel", "spec", "resolve"):
+                creator = self.namespace[f"task_{name}"]
+                tasks.extend(generate_tasks(name, creator(), creator.__doc__))
+            return tasks
+
+    return Loader(workspace_tasks(root, preloaded))
+
+
 __all__ = ["DOIT_CONFIG", "task_channel", "task_resolve", "task_spec", "workspace_tasks"]  # noqa: F822
 
 
