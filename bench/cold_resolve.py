@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _bytecode import ensure_bytecode
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "conda-forge-subset"
 ARCHS = ["linux-64", "linux-aarch64", "osx-64", "osx-arm64"]
 SPECS = ["python=3.9", "openssl"]
@@ -75,6 +77,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    ensure_bytecode()
     if not DATA.is_dir():
         print(f"skipped: {DATA} is absent (it ships beside the repo as ../shared/data)")
         return 0

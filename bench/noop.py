@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _bytecode import ensure_bytecode
+
 N_ENVS = 30
 RECIPES = "\n".join(
     f"""
@@ -55,6 +57,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
+    ensure_bytecode()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_workspace(root)

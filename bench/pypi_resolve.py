@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _bytecode import ensure_bytecode
+
 from envbuild.platforms import platform_tags, uv_platform, virtual_packages
 from envbuild.resolve.pypi import uv_binary
 from envbuild.runner import clean_env
@@ -83,6 +85,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    ensure_bytecode()
     if not STUB.is_dir():
         print(f"skipped: {STUB} is absent (it ships beside the repo as ../shared/data)")
         return 0
