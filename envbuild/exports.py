@@ -86,6 +86,12 @@ def to_conda_lock(locks: list[Lock], channels: list[str]) -> str:
 
     if not locks:
         raise ExportError("nothing to export: no lockfile for the requested archs")
+    unbuilt = sorted({p.name for lock in locks for p in lock.packages if p.needs_build})
+    if unbuilt:
+        raise ExportError(
+            f"env '{locks[0].name}' has packages that must be built first "
+            f"({', '.join(unbuilt)}), which a conda-lock.yml cannot hold: use --format pylock"
+        )
     deps = []
     for lock in locks:
         for p in lock.packages:

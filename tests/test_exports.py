@@ -468,3 +468,22 @@ def test_cli_export_with_arch(cli_ws, tmp_path, fmt, export):
     lock = Lock.loads((cli_ws / "locks" / "app" / "osx-arm64.json").read_text())
     assert out.read_text(encoding="utf-8") == export(lock)
     assert "osx-arm64" in out.read_text(encoding="utf-8")
+
+
+def test_conda_lock_export_refuses_packages_that_need_building() -> None:
+    from envbuild.exports import to_conda_lock
+
+    spec = EnvSpec(name="x", archs=("linux-64",), channels=("https://conda.anaconda.org/conda-forge",))
+    packages = [
+        LockedPackage(kind="conda", name="python", version="3.11.9", url="https://x/python-3.11.9-0.conda",
+                      filename="python-3.11.9-0.conda", sha256="a" * 64, md5="b" * 32),
+        LockedPackage(kind="pypi", name="vcspkg", version="0.1", url="", filename="", sha256="",
+                      needs_build=True, source="git+https://example.invalid/x@abc"),
+    ]  # fmt: skip
+    lock = Lock.build(spec, "linux-64", packages)
+    with pytest.raises(ExportError) as info:
+        to_conda_lock([lock], ["https://conda.anaconda.org/conda-forge"])
+    assert str(info.value) == (
+        "env 'x' has packages that must be built first (vcspkg), which a conda-lock.yml "
+        "cannot hold: use --format pylock"
+    )
