@@ -14,6 +14,7 @@ from envbuild.parsers import (
     Dep,
     ParsedSpec,
     combine,
+    is_local_path,
     normalise_conda_spec,
     python_version_spec,
 )
@@ -419,10 +420,6 @@ def _timestamp(check: _Checker, table: str, data: dict[str, Any]) -> str | None:
     return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _is_local_path(value: str) -> bool:
-    return value in (".", "..") or value.startswith(("./", "../"))
-
-
 def _rebase_paths(parsed: ParsedSpec, spec_dir: Path) -> ParsedSpec:
     """Relative paths in a spec file (local requirements, find-links) are relative to that
     file; make them relative to the workspace root, where the resolver starts."""
@@ -441,7 +438,7 @@ def _rebase_paths(parsed: ParsedSpec, spec_dir: Path) -> ParsedSpec:
     return dataclasses.replace(
         parsed,
         pypi=tuple(
-            Dep(rebase(d.value), d.archs) if _is_local_path(d.value) else d for d in parsed.pypi
+            Dep(rebase(d.value), d.archs) if is_local_path(d.value) else d for d in parsed.pypi
         ),
         find_links=tuple(rebase(u) if is_relative_link(u) else u for u in parsed.find_links),
     )

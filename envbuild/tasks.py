@@ -56,10 +56,12 @@ class ResolveTask:
 
 def local_sources(env: EnvSpec, root: Path) -> dict[str, str]:
     """Content hashes of the local directories/files an env's PyPI requirements name."""
+    from envbuild.parsers import is_local_path
+
     out: dict[str, str] = {}
     for dep in env.pypi:
         target = dep.value.split(" @ ", 1)[-1].split(";")[0].strip()
-        if target in (".", "..") or target.startswith(("./", "../")):
+        if is_local_path(target):
             path = root / target
             out[target] = tree_hash(path) if path.exists() else "missing"
     return out

@@ -100,3 +100,8 @@ def combine(*specs: ParsedSpec) -> ParsedSpec:
         python=python,
         sys=tuple(sorted(sys.items())),
     )
+
+
+def is_local_path(value: str) -> bool:
+    """A requirement or link that is a relative local path (``.``, ``./pkg``, ``../x``)."""
+    return value in (".", "..") or value.startswith(("./", "../"))

@@ -18,6 +18,7 @@ from envbuild.channels import redact_text, redact_url
 from envbuild.errors import ResolveError, UnsatisfiableError
 from envbuild.fs import tree_hash
 from envbuild.lock import LockedPackage
+from envbuild.parsers import is_local_path
 from envbuild.platforms import marker_environment, platform_tags, uv_platform, wheel_tags
 from envbuild.runner import Runner, ToolError, clean_env
 
@@ -83,7 +84,7 @@ def _expand(url: str) -> str:
 def _requirement_lines(request: PypiRequest) -> str:
     lines = []
     for req in request.requirements:
-        if req in (".", "..") or req.startswith(("./", "../")):
+        if is_local_path(req):
             req = str((request.base_dir / req).resolve())
         lines.append(req)
     return "\n".join(lines) + "\n"
@@ -141,10 +142,17 @@ def resolve_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]:
         except ToolError as exc:
             raise _resolution_error(request, exc) from None
         data = tomllib.loads((work / "pylock.toml").read_text(encoding="utf-8"))
-    return [_from_pylock(p, request) for p in data.get("packages", [])]
+    tags = {
+        str(t): i
+        for i, t in enumerate(
+            wheel_tags(request.arch, request.python_version, request.virtual_packages)
+        )
+    }
+    return [_from_pylock(p, request, tags) for p in data.get("packages", [])]
 
 
-def _from_pylock(pkg: dict[str, Any], request: PypiRequest) -> Resolved:
+def _from_pylock(pkg: dict[str, Any], request: PypiRequest, tags: dict[str, int]) -> Resolved:
+    """One pylock.toml package; a wheel is chosen by the target's tag order (``tags``)."""
     name, version = pkg["name"], str(pkg.get("version", ""))
     if "vcs" in pkg:
         vcs = pkg["vcs"]
@@ -160,12 +168,6 @@ def _from_pylock(pkg: dict[str, Any], request: PypiRequest) -> Resolved:
         return Resolved(
             name, version, url, arch.get("hashes", {}).get("sha256", ""), arch.get("size", 0)
         )
-    tags = {
-        str(t): i
-        for i, t in enumerate(
-            wheel_tags(request.arch, request.python_version, request.virtual_packages)
-        )
-    }
     best: tuple[int, dict[str, Any]] | None = None
     for wheel in pkg.get("wheels", []):
         rank = _wheel_rank(_filename(wheel["url"]), tags)
