@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -10,13 +11,18 @@ DEFAULT_CHANNEL_ALIAS = "https://conda.anaconda.org"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/label/[A-Za-z0-9_.-]+)?$")
 
 
-def channel_url(channel: str, base_dir: Path) -> str:
-    """The URL of ``channel``: a name (``conda-forge``) becomes its anaconda.org URL, a
-    relative or absolute local path becomes ``file://``, URLs are kept. No trailing slash.
+def channel_url(
+    channel: str, base_dir: Path, local_channels: Mapping[str, Path] | None = None
+) -> str:
+    """The URL of ``channel``: a local-channel name becomes the ``file://`` URL of its built
+    directory (``local_channels``), another name (``conda-forge``) its anaconda.org URL, a
+    relative or absolute local path ``file://``; URLs are kept. No trailing slash.
 
     ``base_dir`` is where relative paths are taken from (the manifest's directory).
     """
     channel = channel.strip()
+    if local_channels and channel in local_channels:
+        return local_channels[channel].resolve().as_uri()
     if "://" in channel:
         return channel.rstrip("/")
     if channel.startswith((".", "/", "~")):

@@ -131,10 +131,7 @@ def _own_command(argv: Sequence[str], root: Path) -> int:
     else:
         spec = ws.env(args.env)
         local = {name: ws.local_channel_dir(name) for name, _ in ws.local_channels}
-        urls = [
-            local[c].resolve().as_uri() if c in local else channel_url(c, ws.root)
-            for c in spec.channels
-        ]
+        urls = [channel_url(c, ws.root, local) for c in spec.channels]
         text = to_conda_lock([localize(x, ws.root) for x in _locks(ws, args.env, args.arch)], urls)
     atomic_write(Path(args.output), text)
     return 0

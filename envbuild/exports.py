@@ -27,17 +27,11 @@ from packaging.version import InvalidVersion, Version
 
 from envbuild.errors import ExportError
 from envbuild.lock import Lock, LockedPackage
+from envbuild.parsers import VCS_PREFIXES
+from envbuild.platforms import check_arch, marker_environment
+from envbuild.spec import DEFAULT_PYPI_INDEX
 
 FORMATS = ("conda-lock", "explicit", "requirements", "pylock")
-DEFAULT_INDEX = "https://pypi.org/simple"
-VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")
-# Target arch -> (sys_platform, platform_machine), for pylock.toml's ``environments``.
-_MARKERS = {
-    "linux-64": ("linux", "x86_64"),
-    "linux-aarch64": ("linux", "aarch64"),
-    "osx-64": ("darwin", "x86_64"),
-    "osx-arm64": ("darwin", "arm64"),
-}
 
 
 def localize(lock: Lock, root: Path) -> Lock:
@@ -205,7 +199,7 @@ def to_requirements(lock: Lock, links_base: str = "") -> str:
     if lock.python_version:
         lines.append(f"# python: {lock.python_version}")
     lines.append("# install with: pip install --require-hashes --no-deps -r THIS_FILE")
-    if spec.pypi_index.rstrip("/") != DEFAULT_INDEX:
+    if spec.pypi_index.rstrip("/") != DEFAULT_PYPI_INDEX:
         lines.append(f"--index-url {spec.pypi_index}")
     lines += [f"--extra-index-url {u}" for u in spec.extra_indexes]
     # Relative find-links are relative to the workspace; pip reads them relative to this
@@ -298,9 +292,14 @@ def to_pylock(lock: Lock) -> str:
         raise ExportError(f"env '{lock.name}': {exc}: re-resolve it") from exc
     env_id = lock.env_id
     environments = None
-    if env_id.arch in _MARKERS:
-        system, machine = _MARKERS[env_id.arch]
-        environments = [Marker(f"sys_platform == '{system}' and platform_machine == '{machine}'")]
+    if check_arch(env_id.arch):
+        target = marker_environment(env_id.arch, lock.python_version or "3")
+        environments = [
+            Marker(
+                f"sys_platform == '{target['sys_platform']}' and "
+                f"platform_machine == '{target['platform_machine']}'"
+            )
+        ]
     pylock = Pylock(
         lock_version=Version("1.0"),
         environments=environments,

@@ -19,7 +19,7 @@ from envbuild.parsers import (
     python_version_spec,
 )
 from envbuild.platforms import ARCHS, check_arch
-from envbuild.spec import MANIFEST, EnvSpec, ResolverSettings, Workspace
+from envbuild.spec import DEFAULT_PYPI_INDEX, MANIFEST, EnvSpec, ResolverSettings, Workspace
 
 FORMATS = (".conda", ".tar.bz2")
 PRIORITIES = ("strict", "flexible", "disabled")
@@ -169,7 +169,7 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
     check = _Checker(text)
     for key in data:
         if key not in ("workspace", "env"):
-            line = _line_of(check.lines, key) or _line_of_prefix(check.lines, key)
+            line = _line_of_prefix(check.lines, key)
             where = f"{MANIFEST}:{line}" if line else MANIFEST
             check.problems.append(
                 f"{where}: unknown table '[{key}]': only [workspace] and [env.NAME] are allowed"
@@ -202,7 +202,7 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
         check.add("workspace", "solve-timeout", "must be a positive number of seconds")
         timeout = 120
-    index = check.string("workspace", ws, "pypi-index") or "https://pypi.org/simple"
+    index = check.string("workspace", ws, "pypi-index") or DEFAULT_PYPI_INDEX
     ws_extra = check.str_list("workspace", ws, "extra-indexes") or ()
     defaults = _Defaults(
         ws_archs,

@@ -13,6 +13,7 @@ from envbuild.parsers import Dep
 from envbuild.platforms import host_arch
 
 MANIFEST = "envbuild.toml"
+DEFAULT_PYPI_INDEX = "https://pypi.org/simple"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ class EnvSpec:
     conda: tuple[Dep, ...] = ()  # python excluded: see ``python``
     pypi: tuple[Dep, ...] = ()
     python: str | None = None  # conda version spec ("3.11.*"), "*" for any
-    pypi_index: str = "https://pypi.org/simple"
+    pypi_index: str = DEFAULT_PYPI_INDEX
     extra_indexes: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
     trusted_hosts: tuple[str, ...] = ()

@@ -6,6 +6,7 @@ elsewhere ``globals().update(workspace_tasks("path/to/workspace"))`` does the sa
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -36,6 +37,7 @@ class ResolveTask:
     file_dep: tuple[Path, ...]
     local_channels: tuple[tuple[str, Path], ...]
     cache_dir: Path
+    local_sources: tuple[tuple[str, str], ...] = ()  # (path, content hash) of local requirements
 
     @property
     def name(self) -> str:
@@ -48,19 +50,18 @@ class ResolveTask:
             "settings": self.env.settings.to_dict(),
             "lock": 1,
         }
-        local = local_sources(self.env, self.root)
-        if local:  # a local source tree that changes makes the lock stale too
-            key["local_sources"] = local
+        if self.local_sources:  # a local source tree that changes makes the lock stale too
+            key["local_sources"] = dict(self.local_sources)
         return key
 
 
 def local_sources(env: EnvSpec, root: Path) -> dict[str, str]:
     """Content hashes of the local directories/files an env's PyPI requirements name."""
-    from envbuild.parsers import is_local_path
+    from envbuild.parsers import is_local_path, requirement_target
 
     out: dict[str, str] = {}
     for dep in env.pypi:
-        target = dep.value.split(" @ ", 1)[-1].split(";")[0].strip()
+        target = requirement_target(dep.value)
         if is_local_path(target):
             path = root / target
             out[target] = tree_hash(path) if path.exists() else "missing"
@@ -157,6 +158,7 @@ def resolve_tasks(
         if envs and env.name not in envs:
             continue
         deps = [ws.root / f for f in env.spec_files] + [ws.spec_snapshot(env.name)]
+        sources = tuple(local_sources(env, ws.root).items())  # hashed once for all archs
         for ch in env.channels:
             if ch in local:
                 deps += local[ch].targets
@@ -172,22 +174,29 @@ def resolve_tasks(
                     file_dep=tuple(deps),
                     local_channels=tuple((n, c.out) for n, c in sorted(local.items())),
                     cache_dir=ws.state_dir / "cache" / "repodata",
+                    local_sources=sources,
                 )
             )
     return out
 
 
-def _user_error(what: str, exc: EnvbuildError) -> Exception:
-    """A doit failure for a user error: reported on one line (plus any explanation) on
-    stderr by :class:`Reporter`, without a traceback."""
+@functools.cache
+def _user_error_type() -> type[Exception]:
+    """doit's TaskFailed, marked as a user error for :func:`_reporter` (made once, on first
+    use, because doit is imported lazily)."""
     from doit.exceptions import TaskFailed
 
     class UserError(TaskFailed):  # type: ignore[misc]
         pass
 
+    return UserError
+
+
+def _user_error(what: str, exc: EnvbuildError) -> Exception:
+    """A doit failure for a user error: reported on one line (plus any explanation) on
+    stderr by the reporter, without a traceback."""
     FAILURES.append(exc)
-    failure: Exception = UserError(f"{what}: {exc}")
-    return failure
+    return _user_error_type()(f"{what}: {exc}")
 
 
 def _reporter() -> type:
@@ -199,7 +208,7 @@ def _reporter() -> type:
         failures: list[dict[str, Any]]
 
         def _user(self, result: dict[str, Any]) -> bool:
-            return type(result["exception"]).__name__ == "UserError"
+            return isinstance(result["exception"], _user_error_type())
 
         def _write_failure(self, result: dict[str, Any], write_exception: bool = True) -> None:
             if not self._user(result):

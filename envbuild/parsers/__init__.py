@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")  # version-control requirement URLs
+
 
 @dataclass(frozen=True, slots=True)
 class Dep:
@@ -100,6 +102,12 @@ def combine(*specs: ParsedSpec) -> ParsedSpec:
         python=python,
         sys=tuple(sorted(sys.items())),
     )
+
+
+def requirement_target(value: str) -> str:
+    """What a PyPI requirement points at: the URL or path of ``name @ target ; marker``, or
+    the whole requirement when it is not a direct reference (``./pkg``, ``git+...``)."""
+    return value.split(" @ ", 1)[-1].split(";", 1)[0].strip()
 
 
 def is_local_path(value: str) -> bool:

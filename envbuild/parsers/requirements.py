@@ -9,12 +9,11 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from envbuild.errors import SpecError
-from envbuild.parsers import Dep, ParsedSpec, normalise_conda_spec
+from envbuild.parsers import VCS_PREFIXES, Dep, ParsedSpec, normalise_conda_spec
 
 __all__ = ["parse_requirements"]
 
 _COMMENT_RE = re.compile(r"(^|\s+)#.*$")
-_VCS_PREFIXES = ("git+", "hg+", "bzr+", "svn+")
 _PATH_PREFIXES = ("./", "../", "/", "file:")
 _PATH_EXACT = (".", "..")
 _ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2")
@@ -203,7 +202,7 @@ def _parse_requirement(state: _State, lineno: int, line: str) -> None:
         return
     lowered = value.lower()
     is_path = value.startswith(_PATH_PREFIXES) or value in _PATH_EXACT
-    if is_path or lowered.startswith(_VCS_PREFIXES):
+    if is_path or lowered.startswith(VCS_PREFIXES):
         state.pypi.append(value)
         return
     is_archive = lowered.endswith(_ARCHIVE_SUFFIXES)

@@ -51,11 +51,7 @@ def make_request(
     """
     urls = []
     for c in channels:
-        url = (
-            local_channels[c].resolve().as_uri()
-            if c in local_channels
-            else channel_url(c, base_dir)
-        )
+        url = channel_url(c, base_dir, local_channels)
         auth = basic_auth(url)
         if auth:
             AUTH.add(*auth)

@@ -18,9 +18,10 @@ from envbuild.channels import redact_text, redact_url
 from envbuild.errors import ResolveError, UnsatisfiableError
 from envbuild.fs import tree_hash
 from envbuild.lock import LockedPackage
-from envbuild.parsers import is_local_path
+from envbuild.parsers import VCS_PREFIXES, is_local_path, requirement_target
 from envbuild.platforms import marker_environment, platform_tags, uv_platform, wheel_tags
 from envbuild.runner import Runner, ToolError, clean_env
+from envbuild.spec import DEFAULT_PYPI_INDEX
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class PypiRequest:
     arch: str
     python_version: str  # exact, e.g. "3.12.4"
     virtual_packages: tuple[tuple[str, str, str], ...]
-    index_url: str = "https://pypi.org/simple"
+    index_url: str = DEFAULT_PYPI_INDEX
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
     trusted_hosts: tuple[str, ...] = ()
@@ -282,11 +283,10 @@ def resolve_pip(request: PypiRequest, runner: Runner, python: str) -> list[Resol
 
 def _is_source_requirement(req: str) -> bool:
     """A VCS URL or a local path (not a plain ``name[spec]`` or a wheel URL)."""
-    target = req.split(" @ ", 1)[1] if " @ " in req else req
-    if target.startswith(("git+", "hg+", "svn+", "bzr+")):
+    target = requirement_target(req)
+    if target.startswith(VCS_PREFIXES):
         return True
-    is_path = target.startswith((".", "/", "file:"))
-    return is_path and not target.split(";")[0].strip().endswith(".whl")
+    return target.startswith((".", "/", "file:")) and not target.endswith(".whl")
 
 
 def _resolution_error(request: PypiRequest, exc: ToolError) -> Exception:
