@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from envbuild.channels import portable_url
 from envbuild.errors import ResolveError
@@ -30,7 +31,8 @@ class Context:
     local_channels: dict[str, Path] = field(default_factory=dict)
     runner: Runner = run
     python: str = sys.executable  # runs pip, for pypi-resolver = "pip"
-    host_python: Any = None  # (version spec) -> (path, version); platforms.find_host_python
+    # (version spec) -> (path, version); None means platforms.find_host_python
+    host_python: Callable[[str], tuple[str, str]] | None = None
 
 
 def resolve_env(spec: EnvSpec, arch: str, ctx: Context) -> Lock:
@@ -73,9 +75,9 @@ def _host_python(spec: EnvSpec, arch: str, ctx: Context) -> str:
             f'only be resolved for {ctx.host_arch}, not {arch}: use python-source = "conda" '
             "for other archs"
         )
-    find = ctx.host_python
-    if find is None:
-        from envbuild.platforms import find_host_python as find
+    from envbuild.platforms import find_host_python
+
+    find = ctx.host_python or find_host_python
     try:
         _, version = find(spec.python or "*")
     except LookupError:
