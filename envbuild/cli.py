@@ -137,13 +137,80 @@ def _own_command(argv: Sequence[str], root: Path) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point. ``-C DIR`` picks the workspace (default: the current directory)."""
-    args = list(sys.argv[1:] if argv is None else argv)
+def _resolve_options(args: list[str]) -> tuple[list[str], bool, bool]:
+    """Take envbuild's own options of ``resolve`` out of doit's argv: ``--check``,
+    ``--json`` and ``--update [NAME,...]`` (which becomes doit's ``update=`` variable).
+    Returns (argv for doit, check, json)."""
+    if "resolve" not in args[:1] and not (args and args[0].startswith("resolve:")):
+        return args, False, False
+    out: list[str] = []
+    check = as_json = False
+    rest = iter(range(len(args)))
+    for i in rest:
+        arg = args[i]
+        if arg == "--check":
+            check = True
+        elif arg == "--json":
+            as_json = True
+        elif arg.startswith("--update="):
+            out.append(f"update={arg.removeprefix('--update=') or ':all:'}")
+        elif arg == "--update":
+            following = args[i + 1] if i + 1 < len(args) else ""
+            if following and not following.startswith("-") and not set("=:") & set(following):
+                out.append(f"update={following}")
+                next(rest)
+            else:
+                out.append("update=:all:")
+        else:
+            out.append(arg)
+    return out, check, as_json
+
+
+def run_check(root: Path, args: list[str], as_json: bool) -> int:
+    """``envbuild resolve --check``: list every lock that is not current, with the reason;
+    writes nothing. Exit 1 when any lock is missing, stale, damaged or orphaned."""
+    from envbuild.fs import HashCache
+    from envbuild.tasks import _split, lock_status, orphans, resolve_tasks
+
+    ws = load_workspace(root.resolve())
+    variables = dict(a.split("=", 1) for a in args if "=" in a and not a.startswith("-"))
+    envs, archs = _split(variables.get("env")), _split(variables.get("arch"))
+    hasher = HashCache(ws.state_dir / "cache" / "hashes.json")  # read, never saved here
+    statuses = [lock_status(task, hasher.tree) for task in resolve_tasks(ws, envs, archs)]
+    if not envs and not archs:
+        statuses += orphans(ws)
+    bad = [s for s in statuses if not s.current]
+    if as_json:
+        doc = {"current": not bad, "locks": [s.to_dict() for s in statuses]}
+        print(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        for status in bad:
+            print(status.line())
+        current = len(statuses) - len(bad)
+        print(f"{current} lock{'s' * (current != 1)} current, {len(bad)} not current")
+    return 1 if bad else 0
+
+
+def _setup_logging() -> None:
+    """``ENVBUILD_LOG`` sets the level (default WARNING); what a run changed (the
+    ``envbuild.report`` logger) goes to stderr as plain lines."""
     logging.basicConfig(
         level=os.environ.get("ENVBUILD_LOG", "WARNING").upper(),
         format="%(levelname)s %(name)s: %(message)s",
     )
+    report = logging.getLogger("envbuild.report")
+    if not report.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        report.addHandler(handler)
+        report.setLevel(logging.INFO)
+        report.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point. ``-C DIR`` picks the workspace (default: the current directory)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    _setup_logging()
     root = Path(".")
     if args[:1] == ["-C"] and len(args) > 1:
         root, args = Path(args[1]), args[2:]
@@ -153,6 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args[:1] and args[0] in OWN_COMMANDS:
             return _own_command(args, root)
+        args, check, as_json = _resolve_options(args)
+        if check:
+            return run_check(root, args, as_json)
         return _run_doit(args, root)
     except EnvbuildError as exc:
         _print_err(str(exc))

@@ -6,13 +6,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from envbuild.errors import LockError
 from envbuild.ids import full_id
 from envbuild.spec import EnvSpec
 
-LOCK_VERSION = 1
+LOCK_VERSION = 2
+SourceKind = Literal["sdist", "vcs", "directory", "archive"]
+SOURCE_KINDS: tuple[str, ...] = ("sdist", "vcs", "directory", "archive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +34,101 @@ class EnvId:
 
 
 @dataclass(frozen=True, slots=True)
+class Source:
+    """Where a PyPI package that must be built comes from.
+
+    - ``sdist``: an sdist from an index (``url``, ``sha256`` of the file);
+    - ``vcs``: a checkout (``vcs`` type, repository ``url``, ``commit``, ``subdirectory``);
+    - ``directory``: a local source tree (``path`` relative to the workspace, ``sha256`` of
+      the tree as :func:`envbuild.fs.tree_hash` computes it);
+    - ``archive``: a local file (``path``) or a direct-URL file (``url``), ``sha256`` of it.
+
+    URLs never hold credentials; paths inside the workspace are relative to it.
+    """
+
+    kind: SourceKind
+    url: str = ""
+    path: str = ""
+    vcs: str = ""  # git, hg, svn, bzr
+    commit: str = ""
+    subdirectory: str = ""
+    sha256: str = ""
+
+    @property
+    def identity(self) -> str:
+        """One string naming the source, as pip writes it: the sdist/archive URL,
+        ``git+URL@COMMIT[#subdirectory=DIR]``, or ``path:REL``."""
+        if self.kind == "vcs":
+            ref = f"{self.vcs}+{self.url}@{self.commit}"
+            return ref + (f"#subdirectory={self.subdirectory}" if self.subdirectory else "")
+        return self.url if self.url else f"path:{self.path}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v for k, v in _source_items(self) if v or k == "kind"}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Source:
+        kind = str(data["kind"])
+        if kind not in SOURCE_KINDS:
+            raise ValueError(f"source kind {kind!r} is not one of {', '.join(SOURCE_KINDS)}")
+        return cls(
+            kind=kind,  # type: ignore[arg-type]
+            url=str(data.get("url", "")),
+            path=str(data.get("path", "")),
+            vcs=str(data.get("vcs", "")),
+            commit=str(data.get("commit", "")),
+            subdirectory=str(data.get("subdirectory", "")),
+            sha256=str(data.get("sha256", "")),
+        )
+
+
+def _source_items(s: Source) -> list[tuple[str, str]]:
+    return [
+        ("kind", s.kind),
+        ("url", s.url),
+        ("path", s.path),
+        ("vcs", s.vcs),
+        ("commit", s.commit),
+        ("subdirectory", s.subdirectory),
+        ("sha256", s.sha256),
+    ]
+
+
+# Fields written only when they differ from their default, in this order (to_dict sorts keys).
+_OPTIONAL_DEFAULTS: dict[str, Any] = {
+    "md5": "",
+    "size": 0,
+    "build": "",
+    "build_number": 0,
+    "channel": "",
+    "subdir": "",
+    "depends": (),
+    "constrains": (),
+    "noarch": "",
+    "license": "",
+    "license_family": "",
+    "timestamp": 0,
+    "track_features": (),
+    "features": "",
+    "arch": "",
+    "platform": "",
+    "legacy_bz2_md5": "",
+    "legacy_bz2_size": 0,
+    "python_site_packages_path": "",
+    "index": "",
+}
+_TUPLES = ("depends", "constrains", "track_features")
+_INTS = ("size", "build_number", "timestamp", "legacy_bz2_size")
+
+
+@dataclass(frozen=True, slots=True)
 class LockedPackage:
-    """One package of a lock. ``kind`` is ``conda`` or ``pypi``; hashes are lowercase hex."""
+    """One package of a lock. ``kind`` is ``conda`` or ``pypi``; hashes are lowercase hex.
+
+    Conda packages keep every repodata field rattler needs to rebuild the
+    ``RepoDataRecord`` that installs them. PyPI packages keep the index they came from
+    (``index``, no credentials) and, when they must be built into a wheel, a ``source``.
+    """
 
     kind: str
     name: str
@@ -51,79 +146,88 @@ class LockedPackage:
     constrains: tuple[str, ...] = ()
     noarch: str = ""
     license: str = ""
+    license_family: str = ""
     timestamp: int = 0  # ms since the epoch, as in repodata; 0 when absent
     track_features: tuple[str, ...] = ()
-    # PyPI packages that must be built into a wheel (sdist, VCS checkout, local path):
-    # ``source`` is their identity: the sdist URL (hash in sha256), ``git+URL@COMMIT``
-    # (``#subdirectory=...``), or ``path:REL`` relative to the workspace (tree hash in sha256).
-    needs_build: bool = False
-    source: str = ""
+    features: str = ""
+    arch: str = ""
+    platform: str = ""
+    legacy_bz2_md5: str = ""
+    legacy_bz2_size: int = 0
+    python_site_packages_path: str = ""
+    index: str = ""  # PyPI: the index URL the file was found on ("" for find-links/direct)
+    source: Source | None = None  # PyPI: set when the package must be built
+
+    @property
+    def needs_build(self) -> bool:
+        return self.source is not None
 
     @property
     def digest(self) -> str:
         """The strongest hash known: sha256, else md5."""
         return self.sha256 or self.md5
 
+    @property
+    def identity(self) -> str:
+        """What names the package's file in the full_id: its filename, else its source."""
+        return self.filename or (self.source.identity if self.source else "")
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "kind": self.kind,
             "name": self.name,
             "version": self.version,
-            "build": self.build,
-            "build_number": self.build_number,
-            "channel": self.channel,
-            "subdir": self.subdir,
             "url": self.url,
             "filename": self.filename,
-            "md5": self.md5,
             "sha256": self.sha256,
-            "size": self.size,
-            "depends": list(self.depends),
-            "constrains": list(self.constrains),
-            "noarch": self.noarch,
-            "license": self.license,
-            "timestamp": self.timestamp,
-            "track_features": list(self.track_features),
-            "needs_build": self.needs_build,
-            "source": self.source,
         }
+        for key, default in _OPTIONAL_DEFAULTS.items():
+            value = getattr(self, key)
+            if value != default:
+                out[key] = list(value) if key in _TUPLES else value
+        if self.source is not None:
+            out["source"] = self.source.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LockedPackage:
+        extra: dict[str, Any] = {}
+        for key in _OPTIONAL_DEFAULTS:
+            if key in data:
+                value = data[key]
+                if key in _TUPLES:
+                    value = tuple(str(v) for v in value)
+                elif key in _INTS:
+                    value = int(value)
+                else:
+                    value = str(value)
+                extra[key] = value
+        source = data.get("source")
         return cls(
-            kind=data["kind"],
-            name=data["name"],
-            version=data["version"],
-            build=data.get("build", ""),
-            build_number=int(data.get("build_number", 0)),
-            channel=data.get("channel", ""),
-            subdir=data.get("subdir", ""),
-            url=data["url"],
-            filename=data["filename"],
-            md5=data.get("md5", ""),
-            sha256=data.get("sha256", ""),
-            size=int(data.get("size", 0)),
-            depends=tuple(data.get("depends", ())),
-            constrains=tuple(data.get("constrains", ())),
-            noarch=data.get("noarch", ""),
-            license=data.get("license", ""),
-            timestamp=int(data.get("timestamp", 0)),
-            track_features=tuple(data.get("track_features", ())),
-            needs_build=bool(data.get("needs_build", False)),
-            source=data.get("source", ""),
+            kind=str(data["kind"]),
+            name=str(data["name"]),
+            version=str(data["version"]),
+            url=str(data["url"]),
+            filename=str(data["filename"]),
+            sha256=str(data.get("sha256", "")),
+            source=Source.from_dict(source) if source else None,
+            **extra,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Lock:
-    """A resolved environment for one arch: its id, the spec it came from, and its packages."""
+    """A resolved environment for one arch: its id, the inputs it was resolved from, the
+    normalised spec (without archs and spec-file names: they are not resolve inputs), and
+    its packages."""
 
     env_id: EnvId
     spec: EnvSpec
     packages: tuple[LockedPackage, ...] = field(default=())
     version: int = LOCK_VERSION
     python_source: str = ""  # "conda" or "host"; "" when the env has no python
-    python_version: str = ""  # the exact python version the env was resolved with
+    python_version: str = ""  # the python version the env was resolved with
+    inputs: Mapping[str, Any] = field(default_factory=dict)  # freshness.Inputs.to_dict()
 
     @classmethod
     def build(
@@ -133,22 +237,23 @@ class Lock:
         packages: list[LockedPackage],
         python_source: str = "",
         python_version: str = "",
+        inputs: Mapping[str, Any] | None = None,
     ) -> Lock:
         """Make a lock, computing its full_id and putting packages in canonical order."""
-        ordered = tuple(sorted(packages, key=lambda p: (p.kind, p.name, p.filename, p.source)))
-        fid = full_id(((p.filename or p.source, p.digest) for p in ordered), arch)
+        ordered = tuple(sorted(packages, key=lambda p: (p.kind, p.name, p.filename, p.identity)))
         if not python_version:
             python_version = next(
                 (p.version for p in ordered if p.kind == "conda" and p.name == "python"), ""
             )
             python_source = "conda" if python_version else ""
         return cls(
-            EnvId(spec.req_id, fid, arch),
-            spec,
+            EnvId(spec.req_id, package_full_id(ordered, arch), arch),
+            spec.normalised(),
             ordered,
             LOCK_VERSION,
             python_source,
             python_version,
+            dict(inputs or {}),
         )
 
     @property
@@ -159,13 +264,23 @@ class Lock:
     def kind(self) -> str:
         return self.spec.kind
 
+    @property
+    def damaged(self) -> bool:
+        """True when the packages do not give the recorded full_id (hand-edited or
+        merge-damaged) or the spec does not give the recorded req_id."""
+        return (
+            package_full_id(self.packages, self.env_id.arch) != self.env_id.full_id
+            or self.spec.req_id != self.env_id.req_id
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": self.version,
             "env": self.spec.name,
             "kind": self.kind,
             "env_id": self.env_id.to_dict(),
-            "spec": self.spec.to_dict(),
+            "inputs": dict(self.inputs),
+            "spec": self.spec.lock_echo(),
             "packages": [p.to_dict() for p in self.packages],
             "python": {"source": self.python_source, "version": self.python_version},
         }
@@ -175,8 +290,11 @@ class Lock:
         version = data.get("version")
         if version != LOCK_VERSION:
             raise LockError(
-                f"lock format version {version!r} is not supported (this envbuild reads "
-                f"version {LOCK_VERSION}): re-resolve with `envbuild forget resolve && envbuild resolve`"
+                f"lock format version {version!r} is older than this envbuild's "
+                f"({LOCK_VERSION}): `envbuild resolve` rewrites it"
+                if isinstance(version, int) and version < LOCK_VERSION
+                else f"lock format version {version!r} is not supported (this envbuild "
+                f"reads version {LOCK_VERSION}): upgrade envbuild, or re-resolve"
             )
         return cls(
             env_id=EnvId.from_dict(data["env_id"]),
@@ -185,6 +303,7 @@ class Lock:
             version=version,
             python_source=data.get("python", {}).get("source", ""),
             python_version=data.get("python", {}).get("version", ""),
+            inputs=dict(data.get("inputs", {})),
         )
 
     def dumps(self) -> str:
@@ -197,10 +316,19 @@ class Lock:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise LockError(f"{where}: not valid JSON ({exc}): re-resolve to rewrite it") from exc
+        if not isinstance(data, dict):
+            raise LockError(f"{where}: not a lock (a JSON object): re-resolve to rewrite it")
         try:
             return cls.from_dict(data)
-        except (KeyError, TypeError, ValueError) as exc:
+        except LockError as exc:
+            raise LockError(f"{where}: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise LockError(f"{where}: malformed lock ({exc!r}): re-resolve to rewrite it") from exc
+
+
+def package_full_id(packages: tuple[LockedPackage, ...], arch: str) -> str:
+    """The full_id of a package list for ``arch`` (see docs/ids.md)."""
+    return full_id(((p.identity, p.digest) for p in packages), arch)
 
 
 def read_lock(path: Path) -> Lock:
@@ -209,4 +337,6 @@ def read_lock(path: Path) -> Lock:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise LockError(f"{path}: no lockfile: run `envbuild resolve` first") from None
+    except UnicodeDecodeError:
+        raise LockError(f"{path}: not UTF-8 text: re-resolve to rewrite it") from None
     return Lock.loads(text, str(path))

@@ -6,21 +6,32 @@ elsewhere ``globals().update(workspace_tasks("path/to/workspace"))`` does the sa
 
 from __future__ import annotations
 
+import copy
 import functools
-import json
 import logging
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from envbuild.errors import EnvbuildError, format_error
-from envbuild.fs import atomic_write, tree_hash
+from envbuild.freshness import (
+    Inputs,
+    LockStatus,
+    check_lock,
+    defaults_version,
+    inputs_for,
+    orphaned_locks,
+)
+from envbuild.fs import HashCache, atomic_write
+from envbuild.lock import Lock, read_lock
 from envbuild.spec import MANIFEST, EnvSpec, Workspace, load_workspace
 
 log = logging.getLogger(__name__)
+# What the runs changed (locks written, locks removed): the CLI shows it on stderr.
+REPORT = logging.getLogger("envbuild.report")
 FAILURES: list[EnvbuildError] = []  # user errors raised by actions in this process (for exit 2)
 _GATEWAYS: dict[Path, Any] = {}
 _GATEWAY_LOCK = threading.Lock()
@@ -28,44 +39,38 @@ _GATEWAY_LOCK = threading.Lock()
 
 @dataclass(frozen=True, slots=True)
 class ResolveTask:
-    """One env x arch resolution: what it reads, what it writes, what makes it stale."""
+    """One env x arch resolution: what it reads, what it writes. It is up to date exactly
+    when its lock exists, parses, matches its own ids and records the current inputs hash
+    (see :mod:`envbuild.freshness`): decided from files, never from doit's database."""
 
     env: EnvSpec
     arch: str
     root: Path
     lock: Path
-    file_dep: tuple[Path, ...]
-    local_channels: tuple[tuple[str, Path], ...]
+    channel_recipes: tuple[tuple[str, Path], ...]  # local channels built from recipes
+    local_channels: tuple[tuple[str, Path], ...]  # (name, built directory)
     cache_dir: Path
-    local_sources: tuple[tuple[str, str], ...] = ()  # (path, content hash) of local requirements
+    task_dep: tuple[str, ...] = ()  # the channel tasks whose output it solves against
 
     @property
     def name(self) -> str:
         return f"{self.env.name}@{self.arch}"
 
     @property
-    def uptodate_key(self) -> dict[str, Any]:
-        key: dict[str, Any] = {
-            "req_id": self.env.req_id,
-            "settings": self.env.settings.to_dict(),
-            "lock": 1,
-        }
-        if self.local_sources:  # a local source tree that changes makes the lock stale too
-            key["local_sources"] = dict(self.local_sources)
-        return key
+    def rel_lock(self) -> str:
+        return self.lock.relative_to(self.root).as_posix()
 
 
-def local_sources(env: EnvSpec, root: Path) -> dict[str, str]:
-    """Content hashes of the local directories/files an env's PyPI requirements name."""
-    from envbuild.parsers import is_local_path, requirement_target
+def task_inputs(task: ResolveTask, hasher: Callable[[Path], str]) -> Inputs:
+    """The inputs of ``task`` now (local inputs hashed through ``hasher``)."""
+    return inputs_for(
+        task.env, task.arch, task.root, dict(task.channel_recipes), hasher, defaults_version()
+    )
 
-    out: dict[str, str] = {}
-    for dep in env.pypi:
-        target = requirement_target(dep.value)
-        if is_local_path(target):
-            path = root / target
-            out[target] = tree_hash(path) if path.exists() else "missing"
-    return out
+
+def lock_status(task: ResolveTask, hasher: Callable[[Path], str]) -> LockStatus:
+    """What ``resolve --check`` says of ``task``'s lock."""
+    return check_lock(task.lock, task.rel_lock, task.env, task_inputs(task, hasher))
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,34 +86,6 @@ class ChannelTask:
 
 def _split(value: str | None) -> set[str] | None:
     return {v.strip() for v in value.split(",") if v.strip()} if value else None
-
-
-@dataclass(frozen=True, slots=True)
-class SpecTask:
-    """Snapshot one env's normalised spec from the manifest and its spec files. The snapshot is
-    rewritten only when it changes, so editing one env in the manifest leaves the others'
-    resolve tasks up to date."""
-
-    env: EnvSpec
-    file_dep: tuple[Path, ...]
-    target: Path
-
-
-def spec_tasks(ws: Workspace, envs: set[str] | None = None) -> list[SpecTask]:
-    return [
-        SpecTask(
-            env=env,
-            file_dep=(ws.manifest, *(ws.root / f for f in env.spec_files)),
-            target=ws.spec_snapshot(env.name),
-        )
-        for env in ws.envs
-        if not envs or env.name in envs
-    ]
-
-
-def run_spec(task: SpecTask) -> bool:
-    atomic_write(task.target, json.dumps(task.env.to_dict(), sort_keys=True, indent=1) + "\n")
-    return True
 
 
 def channel_tasks(ws: Workspace) -> list[ChannelTask]:
@@ -132,10 +109,8 @@ def channel_tasks(ws: Workspace) -> list[ChannelTask]:
     return tasks
 
 
-def resolve_tasks(
-    ws: Workspace, envs: set[str] | None, archs: set[str] | None
-) -> list[ResolveTask]:
-    """The resolve subtasks, filtered by env and arch names."""
+def check_filters(ws: Workspace, envs: set[str] | None, archs: set[str] | None) -> None:
+    """Refuse ``env=`` / ``arch=`` filters naming no env or arch of the workspace."""
     from envbuild.errors import SpecError
     from envbuild.platforms import ARCHS
 
@@ -151,17 +126,20 @@ def resolve_tasks(
         )
     if problems:
         raise SpecError(problems)
-    ws.state_dir.mkdir(parents=True, exist_ok=True)
-    local = {c.name: c for c in channel_tasks(ws)} if ws.local_channels else {}
+
+
+def resolve_tasks(
+    ws: Workspace, envs: set[str] | None, archs: set[str] | None
+) -> list[ResolveTask]:
+    """The resolve subtasks, filtered by env and arch names."""
+    check_filters(ws, envs, archs)
+    recipes = {name: ws.root / rdir for name, rdir in ws.local_channels}
+    built = tuple((name, ws.local_channel_dir(name)) for name in sorted(recipes))
     out = []
     for env in ws.envs:
         if envs and env.name not in envs:
             continue
-        deps = [ws.root / f for f in env.spec_files] + [ws.spec_snapshot(env.name)]
-        sources = tuple(local_sources(env, ws.root).items())  # hashed once for all archs
-        for ch in env.channels:
-            if ch in local:
-                deps += local[ch].targets
+        used = tuple(sorted(c for c in set(env.channels) if c in recipes))
         for arch in env.archs:
             if archs and arch not in archs:
                 continue
@@ -171,13 +149,18 @@ def resolve_tasks(
                     arch=arch,
                     root=ws.root,
                     lock=ws.lock_path(env.name, arch),
-                    file_dep=tuple(deps),
-                    local_channels=tuple((n, c.out) for n, c in sorted(local.items())),
+                    channel_recipes=tuple((c, recipes[c]) for c in used),
+                    local_channels=built,
                     cache_dir=ws.state_dir / "cache" / "repodata",
-                    local_sources=sources,
+                    task_dep=tuple(f"channel:{c}" for c in used),
                 )
             )
     return out
+
+
+def orphans(ws: Workspace) -> list[LockStatus]:
+    """Locks of envs or archs the manifest no longer has."""
+    return orphaned_locks(ws.root, ws.locks_dir, {e.name: e.archs for e in ws.envs})
 
 
 @functools.cache
@@ -235,25 +218,83 @@ def gateway(cache_dir: Path) -> Any:
         return found
 
 
-def run_resolve(task: ResolveTask) -> bool | Exception:
-    """The action of one resolve subtask. User errors are reported without a traceback."""
-    from envbuild.platforms import host_arch
-    from envbuild.resolve.env import Context, resolve_env
+def parse_update(value: str | None) -> frozenset[str] | None:
+    """The ``update=`` variable: None (keep every pin), ``:all:`` (an empty set: lift every
+    pin) or comma-separated package names (lift those)."""
+    if value is None:
+        return None
+    names = {v.strip().lower() for v in value.split(",") if v.strip()}
+    return frozenset() if not names or ":all:" in names else frozenset(names)
 
+
+def is_current(task: ResolveTask, hasher: HashCache, update: frozenset[str] | None) -> bool:
+    """doit's ``uptodate`` of a resolve subtask: its lock file alone decides."""
+    if update is not None:
+        return False
+    status = lock_status(task, hasher.tree)
+    hasher.save()
+    if status.state == "damaged":
+        log.warning("%s", status.line())
+    return status.current
+
+
+def run_resolve(
+    task: ResolveTask, hasher: HashCache, update: frozenset[str] | None
+) -> bool | Exception:
+    """The action of one resolve subtask: re-resolve, keeping the existing lock's pins
+    where the inputs allow (unless ``update`` lifts them), and report what changed."""
+    from envbuild.platforms import host_arch
+    from envbuild.resolve.env import Context, Preferences, resolve_env
+
+    previous = _previous_lock(task)
     ctx = Context(
         root=task.root,
         gateway=gateway(task.cache_dir),
         host_arch=host_arch(),
         local_channels=dict(task.local_channels),
     )
+    inputs = task_inputs(task, hasher.tree)
     try:
-        lock = resolve_env(task.env, task.arch, ctx)
+        lock = resolve_env(
+            task.env, task.arch, ctx, Preferences.from_lock(previous, update), inputs.to_dict()
+        )
     except EnvbuildError as exc:
         return _user_error(f"resolve {task.name}", exc)
     atomic_write(task.lock, lock.dumps())
-    log.info(
-        "locked %s: %d packages, full_id %s", task.name, len(lock.packages), lock.env_id.full_id
-    )
+    hasher.save()
+    REPORT.info("%s", change_summary(task.name, previous, lock))
+    return True
+
+
+def _previous_lock(task: ResolveTask) -> Lock | None:
+    """The task's existing lock if it is readable and for the same arch (its pins are
+    preferred); a damaged one is not used."""
+    try:
+        lock = read_lock(task.lock)
+    except EnvbuildError:
+        return None
+    return None if lock.damaged or lock.env_id.arch != task.arch else lock
+
+
+def change_summary(name: str, old: Lock | None, new: Lock) -> str:
+    """One line: what a re-resolution changed (added, removed, upgraded, downgraded)."""
+    from envbuild.diff import diff_locks
+
+    changes = diff_locks(old, new)
+    return f"locked {name}: " + (changes.summary() if old else f"{len(new.packages)} packages")
+
+
+def prune(ws: Workspace) -> bool:
+    """The action of ``resolve:prune``: delete the locks of envs/archs no longer in the
+    manifest (and their emptied directories)."""
+    for status in orphans(ws):
+        path = ws.root / status.path
+        path.unlink(missing_ok=True)
+        REPORT.info("removed %s (%s)", status.path, "; ".join(status.reasons))
+        try:
+            path.parent.rmdir()
+        except OSError:
+            pass  # not empty
     return True
 
 
@@ -280,44 +321,38 @@ def _channel_dicts(ws: Workspace) -> Iterator[dict[str, Any]]:
         }
 
 
-def _spec_dicts(ws: Workspace) -> Iterator[dict[str, Any]]:
-    from doit import get_var
-    from doit.tools import config_changed
-
-    doc = "Snapshot each env's normalised spec (what its resolve tasks depend on)."
-    yield {"basename": "spec", "name": None, "doc": doc}
-    for task in spec_tasks(ws, _split(get_var("env"))):
-        yield {
-            "name": task.env.name,
-            "actions": [(run_spec, [task])],
-            "file_dep": [str(p) for p in task.file_dep],
-            "targets": [str(task.target)],
-            # also when the same files normalise differently (a newer envbuild)
-            "uptodate": [config_changed(task.env.to_dict())],
-            "clean": True,
-        }
-
-
 def _resolve_dicts(ws: Workspace) -> Iterator[dict[str, Any]]:
     from doit import get_var
     from doit.exceptions import InvalidDodoFile
-    from doit.tools import config_changed
 
+    envs, archs = _split(get_var("env")), _split(get_var("arch"))
     try:
-        tasks = resolve_tasks(ws, _split(get_var("env")), _split(get_var("arch")))
+        tasks = resolve_tasks(ws, envs, archs)
     except EnvbuildError as exc:
         FAILURES.append(exc)
         raise InvalidDodoFile(str(exc)) from None
-    doc = "Resolve every env x arch into a lockfile (filter: env=NAME,... arch=ARCH,...)."
+    update = parse_update(get_var("update"))
+    hasher = HashCache(ws.state_dir / "cache" / "hashes.json")
+    doc = (
+        "Resolve every env x arch into a lockfile (filters: env=NAME,... arch=ARCH,...; "
+        "update=:all: or update=NAME,... lifts the existing pins)."
+    )
     yield {"basename": "resolve", "name": None, "doc": doc}
     for task in tasks:
         yield {
             "name": task.name,
-            "actions": [(run_resolve, [task])],
-            "file_dep": [str(p) for p in task.file_dep],
+            "actions": [(run_resolve, [task, hasher, update])],
             "targets": [str(task.lock)],
-            "uptodate": [config_changed(task.uptodate_key)],
+            "task_dep": list(task.task_dep),
+            "uptodate": [(is_current, [task, hasher, update], {})],
             "clean": True,
+        }
+    if not envs and not archs:
+        yield {
+            "name": "prune",
+            "doc": "Remove the locks of envs and archs that are no longer in the manifest.",
+            "actions": [(prune, [ws])],
+            "uptodate": [lambda: not orphans(ws)],
         }
 
 
@@ -345,9 +380,6 @@ def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) 
     def task_channel() -> Iterator[dict[str, Any]]:
         return _channel_dicts(workspace())
 
-    def task_spec() -> Iterator[dict[str, Any]]:
-        return _spec_dicts(workspace())
-
     def task_resolve() -> Iterator[dict[str, Any]]:
         return _resolve_dicts(workspace())
 
@@ -364,35 +396,57 @@ def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) 
             "reporter": _reporter(),
         },
         "task_channel": task_channel,
-        "task_spec": task_spec,
         "task_resolve": task_resolve,
     }
 
 
-def task_loader(root: str | Path = ".", preloaded: Workspace | None = None) -> Any:
+STAGES = ("channel", "resolve")  # envbuild's own task creators, in graph order
+
+
+def task_loader(
+    root: str | Path = ".",
+    preloaded: Workspace | None = None,
+    extra: Mapping[str, Callable[[], Any]] | None = None,
+) -> Any:
     """A doit task loader for the ``envbuild`` command. Same tasks as the dodo.py route, but
     created in a fixed order: doit's module loader orders task creators by tokenizing their
-    source (``inspect.getsourcelines``), about 10 ms of every run."""
+    source (``inspect.getsourcelines``), about 10 ms of every run.
+
+    ``extra``: more task creators (``name`` -> creator), after envbuild's own. Like doit's
+    own loader, it honours ``@doit.create_after``: a delayed creator runs only once the
+    tasks it waits for have run, so tasks can be computed from other tasks' outputs (the
+    locks).
+    """
     from doit.cmd_base import ModuleTaskLoader
     from doit.loader import generate_tasks
+    from doit.task import Task
+
+    creators = [(name, None) for name in STAGES] + list((extra or {}).items())
 
     class Loader(ModuleTaskLoader):  # type: ignore[misc]
         def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Any]:
             tasks: list[Any] = []
-            for name in ("channel", "spec", "resolve"):
-                creator = self.namespace[f"task_{name}"]
-                tasks.extend(generate_tasks(name, creator(), creator.__doc__))
+            for name, given in creators:
+                creator = given or self.namespace[f"task_{name}"]
+                delayed = getattr(creator, "doit_create_after", None)
+                if delayed is not None and cmd.execute_tasks:
+                    this = copy.copy(delayed)
+                    this.creator = creator
+                    for basename in delayed.creates or [name]:
+                        tasks.append(Task(basename, None, loader=this, doc=creator.__doc__))
+                else:
+                    tasks.extend(generate_tasks(name, creator(), creator.__doc__))
             return tasks
 
     return Loader(workspace_tasks(root, preloaded))
 
 
-__all__ = ["DOIT_CONFIG", "task_channel", "task_resolve", "task_spec", "workspace_tasks"]  # noqa: F822
+__all__ = ["DOIT_CONFIG", "task_channel", "task_resolve", "workspace_tasks"]  # noqa: F822
 
 
 def __getattr__(name: str) -> Any:
     """``from envbuild.tasks import *`` in a dodo.py: the tasks of the current directory's
     workspace, made only when a dodo asks for them (importing this module has no effect)."""
-    if name in ("DOIT_CONFIG", "task_channel", "task_resolve", "task_spec"):
+    if name in ("DOIT_CONFIG", "task_channel", "task_resolve"):
         return workspace_tasks(".")[name]
     raise AttributeError(name)
