@@ -248,7 +248,7 @@ class Lock:
             python_source = "conda" if python_version else ""
         return cls(
             EnvId(spec.req_id, package_full_id(ordered, arch), arch),
-            spec.normalised(),
+            spec.for_lock(),
             ordered,
             LOCK_VERSION,
             python_source,

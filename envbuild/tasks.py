@@ -227,11 +227,12 @@ def parse_update(value: str | None) -> frozenset[str] | None:
     return frozenset() if not names or ":all:" in names else frozenset(names)
 
 
-def is_current(task: ResolveTask, hasher: HashCache, update: frozenset[str] | None) -> bool:
-    """doit's ``uptodate`` of a resolve subtask: its lock file alone decides."""
+def is_current(spec: ResolveTask, hasher: HashCache, update: frozenset[str] | None) -> bool:
+    """doit's ``uptodate`` of a resolve subtask: its lock file alone decides. (The first
+    parameter must not be called ``task``: doit would pass its own Task object there.)"""
     if update is not None:
         return False
-    status = lock_status(task, hasher.tree)
+    status = lock_status(spec, hasher.tree)
     hasher.save()
     if status.state == "damaged":
         log.warning("%s", status.line())
