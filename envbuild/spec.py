@@ -37,7 +37,7 @@ class ResolverSettings:
     def from_dict(cls, data: Mapping[str, Any]) -> ResolverSettings:
         return cls(
             channel_priority=str(data["channel_priority"]),
-            solve_timeout=float(data["solve_timeout"]),
+            solve_timeout=float(data.get("solve_timeout", 120.0)),
             pypi_resolver=str(data.get("pypi_resolver", "uv")),
             exclude_newer=str(data.get("exclude_newer", "")),
         )
@@ -59,6 +59,10 @@ class EnvSpec:
     trusted_hosts: tuple[str, ...] = ()
     pre: bool = False
     no_index: bool = False
+    # Canonical names, or (":all:",): wheels only / sources only (parsers/binary.py). Sdists
+    # are allowed for every target by default.
+    only_binary: tuple[str, ...] = ()
+    no_binary: tuple[str, ...] = ()
     virtual_packages: tuple[tuple[str, str], ...] = ()
     spec_files: tuple[str, ...] = ()  # relative to the workspace root
     python_source: str = "conda"  # "conda": python from the channels; "host": a host interpreter
@@ -104,12 +108,40 @@ class EnvSpec:
             )
             + (["--pre"] if self.pre else [])
             + (["--no-index"] if self.no_index else [])
-            + [f"--trusted-host {h}" for h in self.trusted_hosts],
+            + [f"--trusted-host {h}" for h in self.trusted_hosts]
+            + [f"--only-binary {n}" for n in self.only_binary]
+            + [f"--no-binary {n}" for n in self.no_binary],
         }
 
     @property
     def req_id(self) -> str:
         return ids.req_id(self.req_categories())
+
+    def normalised(self) -> EnvSpec:
+        """This spec with its dependency lists sorted and deduplicated: order and duplicates
+        never change a resolution, so the lock echoes (and resolves) this form."""
+        import dataclasses
+
+        def norm(deps: tuple[Dep, ...]) -> tuple[Dep, ...]:
+            return tuple(sorted(set(deps), key=lambda d: (d.value, d.archs)))
+
+        return dataclasses.replace(self, conda=norm(self.conda), pypi=norm(self.pypi))
+
+    def for_lock(self) -> EnvSpec:
+        """The spec as a lock records it: normalised, and only what is a resolve input. The
+        env's arch list, its spec-file names and the solve timeout are left out, so changing
+        them never makes a current lock's bytes stale."""
+        import dataclasses
+
+        settings = dataclasses.replace(self.settings, solve_timeout=ResolverSettings().solve_timeout)
+        return dataclasses.replace(self.normalised(), archs=(), spec_files=(), settings=settings)
+
+    def lock_echo(self) -> dict[str, Any]:
+        """:meth:`for_lock` as the lock's JSON has it."""
+        data = self.for_lock().to_dict()
+        del data["archs"], data["spec_files"]
+        data["settings"].pop("solve_timeout", None)
+        return data
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +157,8 @@ class EnvSpec:
             "trusted_hosts": list(self.trusted_hosts),
             "pre": self.pre,
             "no_index": self.no_index,
+            "only_binary": list(self.only_binary),
+            "no_binary": list(self.no_binary),
             "virtual_packages": {n: v for n, v in self.virtual_packages},
             "spec_files": list(self.spec_files),
             "python_source": self.python_source,
@@ -135,7 +169,7 @@ class EnvSpec:
     def from_dict(cls, data: Mapping[str, Any]) -> EnvSpec:
         return cls(
             name=data["name"],
-            archs=tuple(data["archs"]),
+            archs=tuple(data.get("archs", ())),
             channels=tuple(data["channels"]),
             conda=tuple(Dep.from_dict(d) for d in data["conda"]),
             pypi=tuple(Dep.from_dict(d) for d in data["pypi"]),
@@ -146,8 +180,10 @@ class EnvSpec:
             trusted_hosts=tuple(data["trusted_hosts"]),
             pre=bool(data["pre"]),
             no_index=bool(data["no_index"]),
+            only_binary=tuple(data.get("only_binary", ())),
+            no_binary=tuple(data.get("no_binary", ())),
             virtual_packages=tuple(sorted(data["virtual_packages"].items())),
-            spec_files=tuple(data["spec_files"]),
+            spec_files=tuple(data.get("spec_files", ())),
             python_source=str(data.get("python_source", "conda")),
             settings=ResolverSettings.from_dict(data["settings"]),
         )

@@ -32,8 +32,11 @@ def _solve_stub(arch: str) -> list:
                    GenericVirtualPackage(PackageName("__osx"), Version("13.0"), BuildString("0"))]  # fmt: skip
         return list(
             await rattler.solve(
-                [STUB.as_uri()], ["python 3.12.*", "pip"], gateway=Gateway(),
-                platforms=[Subdir(arch), Subdir("noarch")], virtual_packages=vps,
+                [STUB.as_uri()],
+                ["python 3.12.*", "pip"],
+                gateway=Gateway(),
+                platforms=[Subdir(arch), Subdir("noarch")],
+                virtual_packages=vps,
                 timestamp_policy="allow-missing",
             )  # fmt: skip
         )
@@ -89,7 +92,7 @@ def test_unknown_source_kind_is_a_clear_lock_error():
         Lock.loads(json.dumps(data), "locks/e/linux-64.json")
     assert str(info.value) == (
         "locks/e/linux-64.json: malformed lock (ValueError(\"source kind 'wormhole' is not one "
-        "of sdist, vcs, directory, archive\")): re-resolve to rewrite it"
+        'of sdist, vcs, directory, archive")): re-resolve to rewrite it'
     )
 
 
@@ -163,7 +166,9 @@ def _seen(ws: Path) -> list[str]:
 
 
 EXPECTED_SEEN = [
-    f"{arch}/{name}-1.0-0.conda.seen" for arch in ("linux-64", "osx-arm64") for name in ("dapp", "dlib")
+    f"{arch}/{name}-1.0-0.conda.seen"
+    for arch in ("linux-64", "osx-arm64")
+    for name in ("dapp", "dlib")
 ]
 
 

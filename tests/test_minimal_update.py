@@ -63,7 +63,9 @@ def test_conda_pins_kept_until_update(tmp_path, run_cli):
 
 def test_conda_downgrade_reported(tmp_path, run_cli):
     build_channel_from_recipes(recipes("1.0") + recipes("2.0"), tmp_path / "ws" / "chan")
-    ws = write_manifest(tmp_path / "ws", {"archs": ARCHS, "channels": ["./chan"]}, {"e": {"conda": ["pb"]}})
+    ws = write_manifest(
+        tmp_path / "ws", {"archs": ARCHS, "channels": ["./chan"]}, {"e": {"conda": ["pb"]}}
+    )
     assert_ok(run_cli(ws, "resolve"))
     write_manifest(ws, {"archs": ARCHS, "channels": ["./chan"]}, {"e": {"conda": ["pb <2"]}})
     result = run_cli(ws, "resolve")
@@ -78,19 +80,17 @@ def py_chan(tmp_path) -> str:
 
 
 def test_pypi_pins_kept_until_update(py_chan, pypi_index, tmp_path, run_cli):
-    idx = pypi_index({"alpha": ["1.0"], "beta": [("1.0", "wheel", None, ["alpha"])], "gamma": ["1.0"]})
+    """Every version is on the index from the start: only the preferences keep 1.0."""
+    beta = [("1.0", "wheel", None, ["alpha"]), ("2.0", "wheel", None, ["alpha"])]
+    idx = pypi_index({"alpha": ["1.0", "2.0"], "beta": beta, "gamma": ["1.0", "2.0"]})
     settings = {"archs": ARCHS, "channels": [py_chan], "pypi-index": idx.url}
-    ws = write_manifest(tmp_path / "ws", settings, {"e": {"python": "3.11", "pypi": ["beta"]}})
+    env = {"python": "3.11", "pypi": ["beta <2", "alpha <2"]}
+    ws = write_manifest(tmp_path / "ws", settings, {"e": env})
     assert_ok(run_cli(ws, "resolve"))
     assert versions(ws)["beta"] == versions(ws)["alpha"] == "1.0"
 
-    files = tmp_path / "new"
-    for name, requires in (("alpha", []), ("beta", ["alpha"]), ("gamma", [])):
-        idx.index.add(make_wheel(files, name, "2.0", requires=requires))
-    idx.index.write()
-    assert run_cli(ws, "resolve", "--check").returncode == 0  # index state is no input
-
-    write_manifest(ws, settings, {"e": {"python": "3.11", "pypi": ["beta", "gamma"]}})
+    # relax both and add one package: the pins stay, the new package gets the newest
+    write_manifest(ws, settings, {"e": {"python": "3.11", "pypi": ["beta", "alpha", "gamma"]}})
     result = run_cli(ws, "resolve")
     assert_ok(result)
     got = versions(ws)
@@ -101,16 +101,36 @@ def test_pypi_pins_kept_until_update(py_chan, pypi_index, tmp_path, run_cli):
     assert_ok(result)
     got = versions(ws)
     assert (got["alpha"], got["beta"], got["gamma"]) == ("2.0", "1.0", "2.0")
+    assert "locked e@osx-arm64: 1 upgraded: alpha 1.0 -> 2.0" in result.stderr.splitlines()
 
     assert_ok(run_cli(ws, "resolve", "--update"))
     got = versions(ws)
     assert (got["alpha"], got["beta"], got["gamma"]) == ("2.0", "2.0", "2.0")
 
 
+def test_pypi_update_sees_what_the_index_gained(py_chan, pypi_index, tmp_path, run_cli):
+    """--update refreshes uv's cached index pages, so versions published since the last
+    resolution are seen (the index's state is no input: --check stays green until then)."""
+    idx = pypi_index({"alpha": ["1.0"], "beta": [("1.0", "wheel", None, ["alpha"])]})
+    settings = {"archs": ARCHS, "channels": [py_chan], "pypi-index": idx.url}
+    ws = write_manifest(tmp_path / "ws", settings, {"e": {"python": "3.11", "pypi": ["beta"]}})
+    assert_ok(run_cli(ws, "resolve"))
+    for name, requires in (("alpha", []), ("beta", ["alpha"])):
+        idx.index.add(make_wheel(tmp_path / "new", name, "2.0", requires=requires))
+    idx.index.write()
+    assert run_cli(ws, "resolve", "--check").returncode == 0
+    assert_ok(run_cli(ws, "resolve", "--update", "beta"))
+    assert (versions(ws)["alpha"], versions(ws)["beta"]) == ("1.0", "2.0")
+    assert_ok(run_cli(ws, "resolve", "--update"))
+    assert (versions(ws)["alpha"], versions(ws)["beta"]) == ("2.0", "2.0")
+
+
 def test_update_through_plain_doit_variable(tmp_path, run_cli):
     """``doit resolve update=NAME`` is the same as ``envbuild resolve --update NAME``."""
     chan = build_channel_from_recipes(recipes("1.0"), tmp_path / "ws" / "chan")
-    ws = write_manifest(tmp_path / "ws", {"archs": ARCHS, "channels": ["./chan"]}, {"e": {"conda": ["pb"]}})
+    ws = write_manifest(
+        tmp_path / "ws", {"archs": ARCHS, "channels": ["./chan"]}, {"e": {"conda": ["pb"]}}
+    )
     assert_ok(run_cli(ws, "resolve"))
     build_channel_from_recipes(recipes("1.0") + recipes("2.0"), chan)
     assert_ok(run_cli(ws, "resolve", "update=pa,pb"))

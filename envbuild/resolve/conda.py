@@ -31,6 +31,8 @@ class CondaRequest:
     virtual_packages: tuple[tuple[str, str, str], ...]
     channel_priority: str = "strict"
     timeout: float = 120.0
+    # RepoDataRecords of an existing lock: preferred by the solver, but free to move.
+    locked: tuple[RepoDataRecord, ...] = ()
 
 
 def make_request(
@@ -69,7 +71,10 @@ def make_request(
 
 def record_to_package(record: RepoDataRecord) -> LockedPackage:
     """A rattler record as a LockedPackage, with credentials removed from URLs."""
+    import json
+
     ts = record.timestamp
+    raw = json.loads(record.to_json())
     return LockedPackage(
         kind="conda",
         name=record.name.normalized,
@@ -89,7 +94,55 @@ def record_to_package(record: RepoDataRecord) -> LockedPackage:
         license=str(record.license or ""),
         timestamp=int(ts.timestamp() * 1000) if ts else 0,
         track_features=tuple(str(t) for t in record.track_features),
+        license_family=str(record.license_family or ""),
+        features=str(record.features or ""),
+        # as the repodata gives them (rattler's properties derive them from the subdir)
+        arch=str(raw.get("arch") or ""),
+        platform=str(raw.get("platform") or ""),
+        legacy_bz2_md5=record.legacy_bz2_md5.hex() if record.legacy_bz2_md5 else "",
+        legacy_bz2_size=record.legacy_bz2_size or 0,
+        python_site_packages_path=str(record.python_site_packages_path or ""),
     )
+
+
+def package_to_record(pkg: LockedPackage, root: Path) -> RepoDataRecord:
+    """The rattler ``RepoDataRecord`` of a locked conda package (the inverse of
+    :func:`record_to_package`); workspace-relative URLs are made absolute from ``root``."""
+    import datetime
+
+    from rattler import BuildString, NoArchType, PackageRecord, RepoDataRecord
+
+    from envbuild.channels import absolute_url
+
+    noarch = NoArchType(pkg.noarch) if pkg.noarch else NoArchType(None)
+    record = PackageRecord(
+        name=pkg.name,
+        version=pkg.version,
+        build=BuildString(pkg.build),
+        build_number=pkg.build_number,
+        subdir=pkg.subdir,
+        noarch=noarch,
+        depends=list(pkg.depends),
+        constrains=list(pkg.constrains),
+        sha256=bytes.fromhex(pkg.sha256) if pkg.sha256 else None,
+        md5=bytes.fromhex(pkg.md5) if pkg.md5 else None,
+        size=pkg.size or None,
+        features=pkg.features or None,  # type: ignore[arg-type]  # a str in repodata
+        legacy_bz2_md5=bytes.fromhex(pkg.legacy_bz2_md5) if pkg.legacy_bz2_md5 else None,
+        legacy_bz2_size=pkg.legacy_bz2_size or None,
+        license=pkg.license or None,
+        license_family=pkg.license_family or None,
+        python_site_packages_path=pkg.python_site_packages_path or None,
+    )
+    record.arch, record.platform = pkg.arch or None, pkg.platform or None  # not derived
+    if pkg.timestamp:
+        record.timestamp = datetime.datetime.fromtimestamp(
+            pkg.timestamp / 1000, tz=datetime.timezone.utc
+        )
+    if pkg.track_features:
+        record.track_features = list(pkg.track_features)
+    channel = absolute_url(pkg.channel, root)
+    return RepoDataRecord(record, pkg.filename, absolute_url(pkg.url, root), channel)
 
 
 async def solve_async(request: CondaRequest, gateway: Gateway) -> list[LockedPackage]:
@@ -119,6 +172,7 @@ async def solve_async(request: CondaRequest, gateway: Gateway) -> list[LockedPac
             timeout=datetime.timedelta(seconds=request.timeout),
             channel_priority=priority,
             timestamp_policy="allow-missing",
+            locked_packages=list(request.locked),
         )
     except SolverError as exc:
         text = str(exc).strip()
