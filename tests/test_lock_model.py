@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA, REPO_ROOT, run_python
+from conftest import REPO_ROOT, SHARED_DATA, run_python
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -38,7 +38,7 @@ def _solve_stub(arch: str) -> list:
                 platforms=[Subdir(arch), Subdir("noarch")],
                 virtual_packages=vps,
                 timestamp_policy="allow-missing",
-            )  # fmt: skip
+            )
         )
 
     return asyncio.run(solve())
