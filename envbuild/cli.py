@@ -50,7 +50,11 @@ def show_json(lock: Lock) -> dict[str, object]:
                 "filename": p.filename,
                 "sha256": p.sha256,
                 "md5": p.md5,
-                **({"needs_build": True, "source": p.source} if p.needs_build else {}),
+                **(
+                    {"needs_build": True, "source": p.source.to_dict()}
+                    if p.source is not None
+                    else {}
+                ),
             }
             for p in lock.packages
         ],
@@ -77,7 +81,7 @@ def show_text(ws: Workspace, locks: list[Lock]) -> str:
             out.append(f"  pypi packages ({len(pypi)}):")
             out += [
                 f"    {p.name:<28} {p.version:<14} "
-                + (f"needs build: {p.source}" if p.needs_build else p.filename)
+                + (f"needs build: {p.source.identity}" if p.source else p.filename)
                 for p in pypi
             ]
     if locks:

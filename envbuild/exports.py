@@ -27,7 +27,6 @@ from packaging.version import InvalidVersion, Version
 
 from envbuild.errors import ExportError
 from envbuild.lock import Lock, LockedPackage
-from envbuild.parsers import VCS_PREFIXES
 from envbuild.platforms import check_arch, marker_environment
 from envbuild.spec import DEFAULT_PYPI_INDEX
 
@@ -138,7 +137,7 @@ def _pypi(lock: Lock) -> list[LockedPackage]:
         raise ExportError(
             f"env '{lock.name}' has no PyPI packages: use --format conda-lock or explicit"
         )
-    return sorted(pypi, key=lambda p: (canonicalize_name(p.name), p.source, p.filename))
+    return sorted(pypi, key=lambda p: (canonicalize_name(p.name), p.identity))
 
 
 def _conda_note(lock: Lock) -> list[str]:
@@ -148,10 +147,6 @@ def _conda_note(lock: Lock) -> list[str]:
     return [
         f"# conda packages of this env are not included ({n}): use --format conda-lock or explicit"
     ]
-
-
-def _is_archive_url(source: str) -> bool:
-    return urlsplit(source).scheme in ("https", "http", "file")
 
 
 def _need_sha256(lock: Lock, p: LockedPackage) -> str:
@@ -181,7 +176,7 @@ def to_requirements(lock: Lock, links_base: str = "") -> str:
     names) or to its sdist URL, with its sha256. Packages built from a VCS checkout or a
     local directory cannot be hash-pinned: an error names them."""
     pypi = _pypi(lock)
-    unpinnable = sorted(p.name for p in pypi if p.needs_build and not _is_archive_url(p.source))
+    unpinnable = sorted(p.name for p in pypi if p.source and not p.source.url)
     if unpinnable:
         raise ExportError(
             f"env '{lock.name}' has packages that must be built first ({', '.join(unpinnable)}), "
@@ -211,8 +206,8 @@ def to_requirements(lock: Lock, links_base: str = "") -> str:
     direct = _direct_names(lock)
     for p in pypi:
         name = canonicalize_name(p.name)
-        if p.needs_build:
-            pin = f"{name} @ {p.source}"
+        if p.source is not None:
+            pin = f"{name} @ {p.source.url}"
         elif name in direct:
             pin = f"{name} @ {p.url}"
         else:
@@ -244,37 +239,36 @@ def _pylock_package(lock: Lock, p: LockedPackage) -> Package:
         )
         return Package(name=name, version=version, wheels=[wheel])
     source = p.source
-    if source.startswith("path:"):
-        rel = source.removeprefix("path:")
-        return Package(name=name, version=version, directory=PackageDirectory(path=rel))
-    if source.startswith(VCS_PREFIXES):
-        vcs_type, _, rest = source.partition("+")
-        url, _, fragment = rest.partition("#")
-        options = dict(kv.partition("=")[::2] for kv in fragment.split("&"))
-        parts = urlsplit(url)
-        path, at, commit = parts.path.rpartition("@")  # not in the host: user@host
-        if not at or not commit:
-            raise ExportError(f"env '{lock.name}': {p.name} comes from {source}: no commit")
+    assert source is not None
+    if source.kind == "directory":
+        return Package(name=name, version=version, directory=PackageDirectory(path=source.path))
+    if source.kind == "vcs":
+        if not source.commit:
+            raise ExportError(
+                f"env '{lock.name}': {p.name} comes from {source.identity}: no commit"
+            )
         vcs = PackageVcs(
-            type=vcs_type,
-            url=parts._replace(path=path).geturl(),
-            commit_id=commit,
-            subdirectory=options.get("subdirectory") or None,
+            type=source.vcs,
+            url=source.url,
+            commit_id=source.commit,
+            subdirectory=source.subdirectory or None,
         )
         return Package(name=name, version=version, vcs=vcs)
-    if not _is_archive_url(source):
-        raise ExportError(f"env '{lock.name}': {p.name} has an unknown source {source!r}")
+    if source.path:  # a local archive: PEP 751 paths are relative to the pylock file
+        hashes = {"sha256": _need_sha256(lock, p)}
+        archive = PackageArchive(path=source.path, size=p.size or None, hashes=hashes)
+        return Package(name=name, version=version, archive=archive)
     hashes = {"sha256": _need_sha256(lock, p)}
-    filename = p.filename or _url_filename(source)
+    filename = p.filename or _url_filename(source.url)
     try:
         sdist_ok = parse_sdist_filename(filename) == (name, version)
     except ValueError:
         sdist_ok = False
     if sdist_ok:
-        sdist = PackageSdist(name=filename, url=source, size=p.size or None, hashes=hashes)
+        sdist = PackageSdist(name=filename, url=source.url, size=p.size or None, hashes=hashes)
         return Package(name=name, version=version, sdist=sdist)
     # An archive whose name is not a standard sdist's: a direct-URL archive for PEP 751.
-    archive = PackageArchive(url=source, size=p.size or None, hashes=hashes)
+    archive = PackageArchive(url=source.url, size=p.size or None, hashes=hashes)
     return Package(name=name, version=version, archive=archive)
 
 

@@ -272,7 +272,7 @@ def orphaned_locks(
 ) -> list[LockStatus]:
     """Lock files under ``locks_dir`` of envs or archs that the manifest no longer has
     (``envs``: env name -> its archs)."""
-    out = []
+    out: list[LockStatus] = []
     base = root / locks_dir
     if not base.is_dir():
         return out

@@ -114,7 +114,7 @@ def package_to_record(pkg: LockedPackage, root: Path) -> RepoDataRecord:
 
     from envbuild.channels import absolute_url
 
-    noarch = NoArchType(pkg.noarch) if pkg.noarch else NoArchType(None)
+    noarch = NoArchType("python" if pkg.noarch == "python" else "generic" if pkg.noarch else None)
     record = PackageRecord(
         name=pkg.name,
         version=pkg.version,
@@ -137,7 +137,7 @@ def package_to_record(pkg: LockedPackage, root: Path) -> RepoDataRecord:
     record.arch, record.platform = pkg.arch or None, pkg.platform or None  # not derived
     if pkg.timestamp:
         record.timestamp = datetime.datetime.fromtimestamp(
-            pkg.timestamp / 1000, tz=datetime.timezone.utc
+            pkg.timestamp / 1000, tz=datetime.UTC
         )
     if pkg.track_features:
         record.track_features = list(pkg.track_features)
