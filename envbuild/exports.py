@@ -176,7 +176,11 @@ def to_requirements(lock: Lock, links_base: str = "") -> str:
     names) or to its sdist URL, with its sha256. Packages built from a VCS checkout or a
     local directory cannot be hash-pinned: an error names them."""
     pypi = _pypi(lock)
-    unpinnable = sorted(p.name for p in pypi if p.source and not p.source.url)
+    unpinnable = sorted(
+        p.name
+        for p in pypi
+        if p.source and (p.source.kind in ("vcs", "directory") or not p.source.url)
+    )
     if unpinnable:
         raise ExportError(
             f"env '{lock.name}' has packages that must be built first ({', '.join(unpinnable)}), "

@@ -21,8 +21,9 @@ from packaging.pylock import Pylock
 from envbuild.cli import main
 from envbuild.errors import ExportError
 from envbuild.exports import to_pylock, to_requirements
-from envbuild.lock import Lock, LockedPackage
+from envbuild.lock import Lock, LockedPackage, Source
 from envbuild.parsers import Dep
+from envbuild.resolve.pypi import vcs_source
 from envbuild.spec import EnvSpec, load_workspace
 
 H1, H2, H3, H4, H5 = (c * 64 for c in "12345")
@@ -37,9 +38,19 @@ def wheel(name: str, version: str, sha256: str, url: str = "", size: int = 0) ->
     )
 
 
+def as_source(ref: str, sha256: str = "") -> Source:
+    """The structured source of a pip-style reference (sdist URL, git+URL@COMMIT, path:REL)."""
+    if ref.startswith("git+"):
+        return vcs_source(ref)
+    if ref.startswith("path:"):
+        return Source("directory", path=ref.removeprefix("path:"), sha256=sha256)
+    return Source("sdist", url=ref, sha256=sha256)
+
+
 def built(name: str, version: str, source: str, sha256: str, filename: str = "") -> LockedPackage:
+    url = source if "://" in source and not source.startswith("git+") else ""
     return LockedPackage(
-        "pypi", name, version, "", filename, sha256, needs_build=True, source=source
+        "pypi", name, version, url, filename, sha256, source=as_source(source, sha256)
     )
 
 
@@ -332,7 +343,7 @@ def test_pylock_validates_and_round_trips():
     assert sdist is not None
     assert (sdist.name, sdist.url, dict(sdist.hashes)) == (
         "pyyaml-6.0.2.tar.gz",
-        SDIST.source,
+        SDIST.source.url,
         {"sha256": H3},
     )
     vcs = pkgs["mylib"].vcs
@@ -347,7 +358,7 @@ def test_pylock_validates_and_round_trips():
     assert directory is not None and directory.path == "src/local"
     # not a standard sdist file name: a direct-URL archive
     archive = pkgs["odd"].archive
-    assert archive is not None and archive.url == sdist_zip.source
+    assert archive is not None and archive.url == sdist_zip.source.url
     assert dict(archive.hashes) == {"sha256": H2}
 
 
@@ -478,7 +489,7 @@ def test_conda_lock_export_refuses_packages_that_need_building() -> None:
         LockedPackage(kind="conda", name="python", version="3.11.9", url="https://x/python-3.11.9-0.conda",
                       filename="python-3.11.9-0.conda", sha256="a" * 64, md5="b" * 32),
         LockedPackage(kind="pypi", name="vcspkg", version="0.1", url="", filename="", sha256="",
-                      needs_build=True, source="git+https://example.invalid/x@abc"),
+                      source=as_source("git+https://example.invalid/x@abc")),
     ]  # fmt: skip
     lock = Lock.build(spec, "linux-64", packages)
     with pytest.raises(ExportError) as info:
