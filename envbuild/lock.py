@@ -94,7 +94,7 @@ def _source_items(s: Source) -> list[tuple[str, str]]:
     ]
 
 
-# Fields written only when they differ from their default, in this order (to_dict sorts keys).
+# Fields with a default (a lock may omit them), and how from_dict reads them.
 _OPTIONAL_DEFAULTS: dict[str, Any] = {
     "md5": "",
     "size": 0,
@@ -181,12 +181,11 @@ class LockedPackage:
             "filename": self.filename,
             "sha256": self.sha256,
         }
-        for key, default in _OPTIONAL_DEFAULTS.items():
+        for key in _OPTIONAL_DEFAULTS:
             value = getattr(self, key)
-            if value != default:
-                out[key] = list(value) if key in _TUPLES else value
-        if self.source is not None:
-            out["source"] = self.source.to_dict()
+            out[key] = list(value) if key in _TUPLES else value
+        out["source"] = self.source.to_dict() if self.source is not None else None
+        out["needs_build"] = self.needs_build  # derived from source, for readers of the JSON
         return out
 
     @classmethod
