@@ -90,7 +90,9 @@ def equivalent_manifests(draw: st.DrawFn) -> tuple[str, str]:
     """(canonical manifest, the same requirements reordered/duplicated/re-spaced)."""
     conda = sorted(draw(st.sets(st.integers(0, len(CONDA_SPELLINGS) - 1))))
     pypi = sorted(draw(st.sets(st.integers(0, len(PYPI_SPELLINGS) - 1))))
-    canonical = manifest([CONDA_SPELLINGS[i][0] for i in conda], [PYPI_SPELLINGS[i][0] for i in pypi])
+    canonical = manifest(
+        [CONDA_SPELLINGS[i][0] for i in conda], [PYPI_SPELLINGS[i][0] for i in pypi]
+    )
     variant = manifest(draw(spelled(CONDA_SPELLINGS, conda)), draw(spelled(PYPI_SPELLINGS, pypi)))
     return canonical, variant
 
@@ -126,19 +128,27 @@ def test_req_id_equal_examples(a: str, b: str) -> None:
     pypi=st.sets(st.integers(0, len(PYPI_SPELLINGS) - 1)),
     data=st.data(),
 )
-def test_req_id_changes_when_a_dep_is_added(conda: set[int], pypi: set[int], data: st.DataObject) -> None:
-    base = env_of(manifest([CONDA_SPELLINGS[i][0] for i in conda], [PYPI_SPELLINGS[i][0] for i in pypi]))
+def test_req_id_changes_when_a_dep_is_added(
+    conda: set[int], pypi: set[int], data: st.DataObject
+) -> None:
+    base = env_of(
+        manifest([CONDA_SPELLINGS[i][0] for i in conda], [PYPI_SPELLINGS[i][0] for i in pypi])
+    )
     which = data.draw(st.sampled_from(["conda", "pypi"]))
     if which == "conda":
         missing = sorted(set(range(len(CONDA_SPELLINGS))) - conda)
         assume(missing)
         added = conda | {data.draw(st.sampled_from(missing))}
-        bigger = manifest([CONDA_SPELLINGS[i][0] for i in added], [PYPI_SPELLINGS[i][0] for i in pypi])
+        bigger = manifest(
+            [CONDA_SPELLINGS[i][0] for i in added], [PYPI_SPELLINGS[i][0] for i in pypi]
+        )
     else:
         missing = sorted(set(range(len(PYPI_SPELLINGS))) - pypi)
         assume(missing)
         added = pypi | {data.draw(st.sampled_from(missing))}
-        bigger = manifest([CONDA_SPELLINGS[i][0] for i in conda], [PYPI_SPELLINGS[i][0] for i in added])
+        bigger = manifest(
+            [CONDA_SPELLINGS[i][0] for i in conda], [PYPI_SPELLINGS[i][0] for i in added]
+        )
     assert env_of(bigger).req_id != base.req_id
 
 
@@ -161,12 +171,18 @@ BASE = manifest(["numpy>=1.26"], ["requests>=2"])
             id="channel-removed",
         ),
         pytest.param(
-            manifest(["numpy>=1.26"], ["requests>=2"], extra='virtual-packages = { __glibc = "2.28" }\n'),
+            manifest(
+                ["numpy>=1.26"], ["requests>=2"], extra='virtual-packages = { __glibc = "2.28" }\n'
+            ),
             id="virtual-package-added",
         ),
         pytest.param(manifest(["numpy>=1.26"], ["requests>=2"], python="3.12"), id="python"),
         pytest.param(
-            manifest(["numpy>=1.26"], ["requests>=2"], extra='extra-indexes = ["https://x.example/simple"]\n'),
+            manifest(
+                ["numpy>=1.26"],
+                ["requests>=2"],
+                extra='extra-indexes = ["https://x.example/simple"]\n',
+            ),
             id="extra-index",
         ),
     ],
@@ -298,7 +314,9 @@ def test_full_id_changes_with_a_hash_or_a_package() -> None:
 
 def test_full_id_format() -> None:
     pkgs = [("z-1-0.conda", "ff"), ("a-1-0.conda", "ee")]
-    assert ids.full_id(pkgs, "osx-64") == sha1_lines("a-1-0.conda#ee", "z-1-0.conda#ff", "arch::osx-64")
+    assert ids.full_id(pkgs, "osx-64") == sha1_lines(
+        "a-1-0.conda#ee", "z-1-0.conda#ff", "arch::osx-64"
+    )
     assert ids.full_id([], "linux-64") == sha1_lines("arch::linux-64")
 
 
@@ -312,7 +330,9 @@ def test_full_id_format() -> None:
 def test_coresolved_id_order_independent(mapping: dict[str, str], data: st.DataObject) -> None:
     items = data.draw(st.permutations(list(mapping.items())))
     assert ids.coresolved_id(dict(items)) == ids.coresolved_id(mapping)
-    assert ids.coresolved_id(mapping) == sha1_lines(*(f"{a}::{f}" for a, f in sorted(mapping.items())))
+    assert ids.coresolved_id(mapping) == sha1_lines(
+        *(f"{a}::{f}" for a, f in sorted(mapping.items()))
+    )
 
 
 def test_coresolved_id_changes_with_any_full_id() -> None:
@@ -499,9 +519,15 @@ def test_env_spec_round_trip_with_arch_deps_and_flags(spec: EnvSpec) -> None:
     assert EnvSpec.from_dict(json.loads(json.dumps(full.to_dict()))) == full
 
 
-@pytest.mark.parametrize("env_id", [EnvId(HEX_A, HEX_B, "linux-64"), EnvId(HEX_B, HEX_A, "osx-arm64")])
+@pytest.mark.parametrize(
+    "env_id", [EnvId(HEX_A, HEX_B, "linux-64"), EnvId(HEX_B, HEX_A, "osx-arm64")]
+)
 def test_env_id_round_trip(env_id: EnvId) -> None:
-    assert env_id.to_dict() == {"req_id": env_id.req_id, "full_id": env_id.full_id, "arch": env_id.arch}
+    assert env_id.to_dict() == {
+        "req_id": env_id.req_id,
+        "full_id": env_id.full_id,
+        "arch": env_id.arch,
+    }
     assert EnvId.from_dict(env_id.to_dict()) == env_id
 
 
@@ -581,16 +607,20 @@ def test_lock_build_orders_packages_and_computes_ids(spec: EnvSpec) -> None:
         ("pypi", "urllib3"),
     ]
     assert lock.env_id == EnvId(
-        spec.req_id, ids.full_id(((p.filename, p.sha256) for p in PACKAGES), "osx-arm64"), "osx-arm64"
+        spec.req_id,
+        ids.full_id(((p.filename, p.sha256) for p in PACKAGES), "osx-arm64"),
+        "osx-arm64",
     )
-    assert lock.version == LOCK_VERSION == 1
+    assert lock.version == LOCK_VERSION == 2
     assert lock.name == "web"
     assert lock.kind == "mixed"
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.permutations(PACKAGES), st.permutations(PACKAGES))
-def test_lock_dumps_is_deterministic(first: list[LockedPackage], second: list[LockedPackage]) -> None:
+def test_lock_dumps_is_deterministic(
+    first: list[LockedPackage], second: list[LockedPackage]
+) -> None:
     spec = env_of(SPEC_MANIFEST)
     a = Lock.build(spec, "linux-64", first)
     b = Lock.build(spec, "linux-64", second)
@@ -609,7 +639,7 @@ def test_lock_dumps_loads_round_trip(spec: EnvSpec) -> None:
     assert list(data) == sorted(data)
     assert data["env"] == "web"
     assert data["kind"] == "mixed"
-    assert data["version"] == 1
+    assert data["version"] == 2
 
 
 def test_lock_file_round_trip(spec: EnvSpec, tmp_path: Path) -> None:
@@ -620,16 +650,26 @@ def test_lock_file_round_trip(spec: EnvSpec, tmp_path: Path) -> None:
     assert read_lock(path) == lock
 
 
-@pytest.mark.parametrize(("version", "shown"), [(2, "2"), (0, "0"), ("1", "'1'"), (None, "None")])
-def test_lock_wrong_version(spec: EnvSpec, version: object, shown: str) -> None:
+OLDER = "is older than this envbuild's (2): `envbuild resolve` rewrites it"
+NEWER = "is not supported (this envbuild reads version 2): upgrade envbuild, or re-resolve"
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        (1, f"1 {OLDER}"),
+        (0, f"0 {OLDER}"),
+        (3, f"3 {NEWER}"),
+        ("1", f"'1' {NEWER}"),
+        (None, f"None {NEWER}"),
+    ],
+)
+def test_lock_wrong_version(spec: EnvSpec, version: object, message: str) -> None:
     data = Lock.build(spec, "linux-64", PACKAGES).to_dict()
     data["version"] = version
     with pytest.raises(LockError) as info:
         Lock.loads(json.dumps(data), "locks/web/linux-64.json")
-    assert str(info.value) == (
-        f"lock format version {shown} is not supported (this envbuild reads version 1): "
-        "re-resolve with `envbuild forget resolve && envbuild resolve`"
-    )
+    assert str(info.value) == f"locks/web/linux-64.json: lock format version {message}"
 
 
 def test_lock_missing_version(spec: EnvSpec) -> None:
@@ -637,10 +677,7 @@ def test_lock_missing_version(spec: EnvSpec) -> None:
     del data["version"]
     with pytest.raises(LockError) as info:
         Lock.loads(json.dumps(data))
-    assert str(info.value) == (
-        "lock format version None is not supported (this envbuild reads version 1): "
-        "re-resolve with `envbuild forget resolve && envbuild resolve`"
-    )
+    assert str(info.value) == f"lock: lock format version None {NEWER}"
 
 
 @pytest.mark.parametrize(
@@ -651,10 +688,13 @@ def test_lock_missing_version(spec: EnvSpec) -> None:
             "locks/web/linux-64.json: not valid JSON (Expecting property name enclosed in double "
             "quotes: line 1 column 2 (char 1)): re-resolve to rewrite it",
         ),
-        ("", "locks/web/linux-64.json: not valid JSON (Expecting value: line 1 column 1 (char 0)): re-resolve to rewrite it"),
+        (
+            "",
+            "locks/web/linux-64.json: not valid JSON (Expecting value: line 1 column 1 (char 0)): re-resolve to rewrite it",
+        ),
         (
             '{"version": 1}',
-            "locks/web/linux-64.json: malformed lock (KeyError('env_id')): re-resolve to rewrite it",
+            f"locks/web/linux-64.json: lock format version 1 {OLDER}",
         ),
     ],
 )
