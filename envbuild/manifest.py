@@ -16,8 +16,10 @@ from envbuild.parsers import (
     combine,
     is_local_path,
     normalise_conda_spec,
+    plain_python_version,
     python_version_spec,
 )
+from envbuild.parsers import binary as binary_options
 from envbuild.platforms import ARCHS, check_arch
 from envbuild.spec import DEFAULT_PYPI_INDEX, MANIFEST, EnvSpec, ResolverSettings, Workspace
 
@@ -25,12 +27,13 @@ FORMATS = (".conda", ".tar.bz2")
 PRIORITIES = ("strict", "flexible", "disabled")
 WORKSPACE_KEYS = (
     "archs", "channel-priority", "channels", "exclude-newer", "extra-indexes", "local-channels",
-    "locks-dir", "preferred-format", "pypi-index", "pypi-resolver", "python-source",
-    "solve-timeout", "store", "virtual-packages",
+    "locks-dir", "no-binary", "only-binary", "preferred-format", "pypi-index", "pypi-resolver",
+    "python-source", "solve-timeout", "store", "virtual-packages",
 )  # fmt: skip
 ENV_KEYS = (
     "archs", "channel-priority", "channels", "conda", "exclude-newer", "extra-indexes", "file",
-    "pypi", "pypi-resolver", "python", "python-source", "virtual-packages",
+    "no-binary", "only-binary", "pypi", "pypi-resolver", "python", "python-source",
+    "virtual-packages",
 )  # fmt: skip
 PYTHON_SOURCES = ("conda", "host")
 PYPI_RESOLVERS = ("uv", "pip")
@@ -126,6 +129,16 @@ class _Checker:
                 out.append(normalise_channel(ch, local))
         return tuple(out)
 
+    def binary(self, table: str, data: dict[str, Any], key: str) -> tuple[str, ...] | None:
+        """``only-binary`` / ``no-binary``: names or [":all:"]; None when not given."""
+        values = self.str_list(table, data, key)
+        if values is None:
+            return None
+        names, problems = binary_options.parse_list(values, key)
+        for problem in problems:
+            self.add(table, key, problem)
+        return names
+
     def virtual(self, table: str, data: dict[str, Any]) -> dict[str, str]:
         value = data.get("virtual-packages", {})
         if not isinstance(value, dict) or not all(
@@ -147,14 +160,14 @@ def normalise_channel(channel: str, local: dict[str, str]) -> str:
     return channel_url(channel, Path("."))
 
 
-def _read_spec_file(root: Path, rel: str, archs: tuple[str, ...]) -> ParsedSpec:
+def _read_spec_file(root: Path, rel: str) -> ParsedSpec:
     from envbuild.parsers.envyml import parse_environment_yml
     from envbuild.parsers.pyproject import parse_pyproject
     from envbuild.parsers.requirements import parse_requirements
 
     text = (root / rel).read_text(encoding="utf-8")
     if rel.endswith((".yml", ".yaml")):
-        return parse_environment_yml(text, rel, archs)
+        return parse_environment_yml(text, rel)
     if Path(rel).name == "pyproject.toml":
         return parse_pyproject(text, rel)
     return parse_requirements(text, rel)
@@ -215,6 +228,8 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
         check.choice("workspace", ws, "python-source", PYTHON_SOURCES) or "conda",
         check.choice("workspace", ws, "pypi-resolver", PYPI_RESOLVERS) or "uv",
         _timestamp(check, "workspace", ws) or "",
+        check.binary("workspace", ws, "only-binary") or (),
+        check.binary("workspace", ws, "no-binary") or (),
     )
     specs = [
         spec
@@ -257,6 +272,8 @@ class _Defaults:
     python_source: str
     pypi_resolver: str
     exclude_newer: str
+    only_binary: tuple[str, ...]
+    no_binary: tuple[str, ...]
 
 
 def _inline_pypi(check: _Checker, table: str, entries: tuple[str, ...]) -> ParsedSpec:
@@ -312,7 +329,7 @@ def _env_spec(
         else:
             files = (Path(rel).as_posix(),)
             try:
-                parsed = _rebase_paths(_read_spec_file(root, rel, archs), Path(rel).parent)
+                parsed = _rebase_paths(_read_spec_file(root, rel), Path(rel).parent)
             except SpecError as exc:
                 check.problems.extend(exc.problems)
     conda_inline: list[Dep] = []
@@ -349,6 +366,25 @@ def _env_spec(
     needs_channel = merged.conda or (merged.python and python_source == "conda")
     if not channels and needs_channel:
         check.add(table, "channels", "no channels: set channels in [workspace] or in this env")
+    if python_source == "host" and merged.pypi and plain_python_version(merged.python) is None:
+        got = f"got '{merged.python}'" if merged.python else "none given"
+        check.add(
+            table,
+            "python",
+            f'python-source = "host" needs a plain python version, like python = "3.11" or '
+            f'"3.11.4" ({got}): the env resolves for it on every arch, and is created with a '
+            "matching interpreter of the target machine",
+        )
+    given = []  # (where, key, values): an env's key replaces the workspace's; files add
+    for key, default in (("only-binary", defaults.only_binary), ("no-binary", defaults.no_binary)):
+        own = check.binary(table, env, key)
+        where = f"[{table}] {key}" if own is not None else f"[workspace] {key}"
+        given.append((where, key, default if own is None else own))
+    for where, part in [*((f, parsed) for f in files), (f"[{table}] pypi", inline)]:
+        given += [(where, "only-binary", part.only_binary), (where, "no-binary", part.no_binary)]
+    only_binary, no_binary, problems = binary_options.merge(given)
+    for problem in problems:
+        check.add(table, None, problem)
     vp = dict(defaults.virtual) | check.virtual(table, env) | dict(merged.sys)
     env_extra = check.str_list(table, env, "extra-indexes") or ()
     extra_idx = tuple(dict.fromkeys(defaults.extra_indexes + env_extra + merged.extra_indexes))
@@ -379,6 +415,8 @@ def _env_spec(
         trusted_hosts=merged.trusted_hosts,
         pre=merged.pre,
         no_index=merged.no_index,
+        only_binary=only_binary,
+        no_binary=no_binary,
         virtual_packages=tuple(sorted(vp.items())),
         spec_files=files,
         python_source=python_source,

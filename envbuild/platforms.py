@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform as _platform
 import sys
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -145,11 +146,30 @@ def uv_platform(arch: str, vps: tuple[tuple[str, str, str], ...]) -> tuple[str, 
     return f"{machine}-manylinux_2_{level}", {}
 
 
+_HOST_PYTHONS: dict[str, tuple[str, str] | None] = {}
+_HOST_PYTHONS_LOCK = threading.Lock()
+
+
 def find_host_python(version_spec: str) -> tuple[str, str]:
     """(path, exact version) of a host interpreter matching conda version spec
     ``version_spec`` (``3.11.*``, ``>=3.10``, ``*``): the highest ``python3.N`` found on PATH
     or among pyenv's installed versions. The only function that looks for host
-    interpreters. Raises LookupError when none matches."""
+    interpreters. Raises LookupError when none matches.
+
+    Probing runs each candidate (about 0.15 s), so the answer, a miss included, is cached per
+    ``version_spec`` for the life of the process (thread-safe): an interpreter installed
+    while envbuild runs is seen by its next run."""
+    with _HOST_PYTHONS_LOCK:
+        if version_spec not in _HOST_PYTHONS:
+            _HOST_PYTHONS[version_spec] = _probe_host_python(version_spec)
+        found = _HOST_PYTHONS[version_spec]
+    if found is None:
+        raise LookupError(version_spec)
+    return found
+
+
+def _probe_host_python(version_spec: str) -> tuple[str, str] | None:
+    """find_host_python without its cache: None when no interpreter matches."""
     import glob
     import os
     import shutil
@@ -187,7 +207,7 @@ def find_host_python(version_spec: str) -> tuple[str, str]:
             found.setdefault(out, (Version(out), path))
             best_minor = minor_of(path)
     if not found:
-        raise LookupError(version_spec)
+        return None
     version, path = max(found.values(), key=lambda f: f[0])
     return path, str(version)
 

@@ -17,17 +17,16 @@ from envbuild.parsers.selectors import SelectorSyntaxError, evaluate, selector_n
 from envbuild.platforms import ARCHS
 
 PATH = "envs/web.yml"
-ONE = ("linux-64",)
 KNOWN = "aarch64, arm64, linux, linux64, osx, osx64, osxarm64, unix, win, x86, x86_64"
 
 
-def parse(text: str, archs: tuple[str, ...] = ARCHS) -> ParsedSpec:
-    return parse_environment_yml(textwrap.dedent(text), PATH, archs)
+def parse(text: str) -> ParsedSpec:
+    return parse_environment_yml(textwrap.dedent(text), PATH)
 
 
-def problems(text: str, archs: tuple[str, ...] = ONE) -> list[str]:
+def problems(text: str) -> list[str]:
     with pytest.raises(SpecError) as info:
-        parse(text, archs)
+        parse(text)
     return list(info.value.problems)
 
 
@@ -69,7 +68,7 @@ pypi-indices:
 
 @pytest.fixture(scope="module")
 def full() -> ParsedSpec:
-    return parse_environment_yml(FULL, PATH, ARCHS)
+    return parse_environment_yml(FULL, PATH)
 
 
 def test_channels_in_order(full: ParsedSpec) -> None:
@@ -132,21 +131,19 @@ def test_no_sys_packages(full: ParsedSpec) -> None:
         ),
     ],
 )
-def test_single_arch_has_no_restrictions(archs: tuple[str, ...], conda: set[str]) -> None:
-    spec = parse_environment_yml(FULL, PATH, archs)
-    assert {d.value for d in spec.conda} == conda
-    assert all(d.archs == () for d in spec.conda + spec.pypi)
+def test_deps_selected_for_each_arch(
+    full: ParsedSpec, archs: tuple[str, ...], conda: set[str]
+) -> None:
+    (arch,) = archs
+    assert {d.value for d in full.conda if not d.archs or arch in d.archs} == conda
 
 
-def test_restriction_relative_to_given_archs() -> None:
-    # libgcc is on every *given* arch, so it is unrestricted; clang on none, so absent.
-    spec = parse_environment_yml(FULL, PATH, ("linux-64", "linux-aarch64"))
-    got = by_value(spec.conda)
-    assert got["libgcc"] == ()
-    assert got["mkl"] == ("linux-64",)
-    assert got["arm-only"] == ("linux-aarch64",)
-    assert "clang" not in got
-    assert by_value(spec.pypi) == {"requests>=2": (), "torch": ()}
+def test_restrictions_are_over_every_known_arch() -> None:
+    """A selected dependency is restricted to the archs of ``platforms.ARCHS`` it is
+    selected on, whatever archs an env targets: ``# [linux]`` is (linux-64, linux-aarch64)
+    even in a linux-only env; a dependency selected on no arch is dropped."""
+    spec = parse("dependencies:\n  - a  # [linux]\n  - b  # [unix]\n  - c  # [win]\n  - d\n")
+    assert spec.conda == (Dep("a", ("linux-64", "linux-aarch64")), Dep("b"), Dep("d"))
 
 
 @pytest.mark.parametrize(
@@ -280,7 +277,7 @@ def test_several_problems_all_reported() -> None:
 def test_bad_selector(selector: str, expected: str) -> None:
     text = f"dependencies:\n  - numpy\n  - scipy  # [{selector}]\n"
     # A selector problem is reported once even though it is evaluated for every arch.
-    assert problems(text, ARCHS) == [f"{PATH}:3: {expected}"]
+    assert problems(text) == [f"{PATH}:3: {expected}"]
 
 
 @pytest.mark.parametrize(
@@ -306,7 +303,7 @@ def test_bad_selector(selector: str, expected: str) -> None:
 )
 def test_bad_pip_entry(entry: str, message: str) -> None:
     text = f"channels: [conda-forge]\ndependencies:\n  - numpy\n  - pip:\n    - flask\n    - {entry}\n"
-    assert problems(text, ARCHS) == [f"{PATH}:6: {message}"]
+    assert problems(text) == [f"{PATH}:6: {message}"]
 
 
 @pytest.mark.parametrize(
@@ -334,7 +331,7 @@ def test_not_a_list(text: str, expected: str) -> None:
     ],
 )
 def test_problem_reported_once_for_several_archs(text: str, expected: str) -> None:
-    assert problems(text, ARCHS) == [expected]
+    assert problems(text) == [expected]
 
 
 @pytest.mark.parametrize(
@@ -345,9 +342,9 @@ def test_problem_reported_once_for_several_archs(text: str, expected: str) -> No
     ],
 )
 def test_list_emptied_by_selectors_on_one_arch(text: str) -> None:
-    spec = parse(text, ("linux-64", "osx-arm64"))
+    spec = parse(text)
     assert [d.archs for d in spec.conda + spec.pypi if d.value in ("libgcc", "torch")] == [
-        ("linux-64",)
+        ("linux-64", "linux-aarch64")
     ]
 
 
@@ -358,11 +355,47 @@ def test_pip_flow_list_keeps_every_entry() -> None:
 
 def test_python_differing_per_arch_is_not_silently_collapsed() -> None:
     text = "dependencies:\n  - python=3.11  # [linux]\n  - python=3.10  # [osx]\n"
-    try:
-        spec = parse(text, ("linux-64", "osx-arm64"))
-    except SpecError:
-        return
-    pytest.fail(f"python {spec.python!r} was applied to every arch")
+    assert problems(text) == [
+        f"{PATH}: python must be the same version on every arch (found 3.11.* on linux-64, "
+        "3.11.* on linux-aarch64, 3.10.* on osx-64, 3.10.* on osx-arm64)"
+    ]
+
+
+def test_python_selected_on_some_archs_only() -> None:
+    assert problems("dependencies:\n  - python=3.11  # [linux]\n  - numpy\n") == [
+        f"{PATH}: python is selected on some archs only (linux-64, linux-aarch64): an env has "
+        "one python for all its archs: remove the selector from the python line"
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "channels:\n  - conda-forge\n  - bioconda  # [osx]\ndependencies: [numpy]\n",
+        "dependencies:\n  - pip:\n    - flask\n    - --pre  # [linux]\n",
+        "dependencies:\n  - pip:\n    - '--only-binary :all:'  # [osx]\n",
+    ],
+)
+def test_channels_and_pip_options_are_not_selected_per_arch(text: str) -> None:
+    assert problems(text) == [
+        f"{PATH}: channels and pip options must be the same on every arch: remove the "
+        "selector from them (only dependencies may be selected per arch)"
+    ]
+
+
+def test_binary_options_in_pip_section() -> None:
+    spec = parse(
+        "dependencies:\n  - pip:\n    - '--only-binary :all:'\n    - --no-binary Foo_Bar,baz\n"
+    )
+    assert (spec.only_binary, spec.no_binary) == ((":all:",), ("baz", "foo-bar"))
+
+
+def test_unquoted_entry_ending_with_a_colon_is_refused() -> None:
+    # YAML reads `- --only-binary=:all:` as a mapping: it must not be dropped silently
+    assert problems("dependencies:\n  - pip:\n    - flask\n    - --only-binary=:all:\n") == [
+        f"{PATH}:4: each 'pip' entry must be a string: quote an entry ending with ':' (like "
+        '"--only-binary=:all:"), YAML reads a mapping'
+    ]
 
 
 # --------------------------------------------------------------------------- selectors
@@ -466,18 +499,15 @@ _SELECTORS = [None, "linux", "osx", "arm64", "x86_64", "linux and not aarch64", 
         max_size=8,
         unique_by=lambda d: d[0],
     ),
-    archs=st.sets(st.sampled_from(ARCHS), min_size=1).map(lambda s: tuple(a for a in ARCHS if a in s)),
 )
-def test_selected_deps_get_arch_restrictions(
-    deps: list[tuple[str, str | None]], archs: tuple[str, ...]
-) -> None:
+def test_selected_deps_get_arch_restrictions(deps: list[tuple[str, str | None]]) -> None:
     # zlib-base is never selected out, so "dependencies" is a list on every arch.
     lines = ["dependencies:", "  - zlib-base"] + [f"  - {n}" + (f"  # [{s}]" if s else "") for n, s in deps]
-    spec = parse_environment_yml("\n".join(lines) + "\n", PATH, archs)
+    spec = parse_environment_yml("\n".join(lines) + "\n", PATH)
     expected: dict[str, tuple[str, ...]] = {"zlib-base": ()}
     for name, sel in deps:
-        on = tuple(a for a in archs if sel is None or evaluate(sel, a))
+        on = tuple(a for a in ARCHS if sel is None or evaluate(sel, a))
         if on:
-            expected[name] = () if on == archs else on
+            expected[name] = () if on == ARCHS else on
     assert by_value(spec.conda) == expected
     assert [d.value for d in spec.conda if d.archs == ()] == [n for n in expected if expected[n] == ()]

@@ -46,12 +46,12 @@ def problems_of(root: Path) -> tuple[str, ...]:
 def test_allowed_keys() -> None:
     assert WS_KEYS == (
         "archs, channel-priority, channels, exclude-newer, extra-indexes, local-channels, "
-        "locks-dir, preferred-format, pypi-index, pypi-resolver, python-source, solve-timeout, "
-        "store, virtual-packages"
+        "locks-dir, no-binary, only-binary, preferred-format, pypi-index, pypi-resolver, "
+        "python-source, solve-timeout, store, virtual-packages"
     )
     assert ENV_KEY_LIST == (
-        "archs, channel-priority, channels, conda, exclude-newer, extra-indexes, file, pypi, "
-        "pypi-resolver, python, python-source, virtual-packages"
+        "archs, channel-priority, channels, conda, exclude-newer, extra-indexes, file, "
+        "no-binary, only-binary, pypi, pypi-resolver, python, python-source, virtual-packages"
     )
 
 
@@ -446,7 +446,7 @@ def test_env_from_environment_yml(tmp_path: Path) -> None:
         name="x",
         archs=("linux-64", "osx-arm64"),
         channels=(CF, "./local"),
-        conda=(Dep("numpy >=1.26"), Dep("libgcc", ("linux-64",)), Dep("zlib")),
+        conda=(Dep("numpy >=1.26"), Dep("libgcc", ("linux-64", "linux-aarch64")), Dep("zlib")),
         pypi=(Dep("requests"), Dep("attrs")),
         python="3.10.*",
         extra_indexes=("https://extra.example/simple",),

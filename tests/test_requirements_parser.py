@@ -255,7 +255,20 @@ PYTHON_MSG = (
         ("--requirement other.txt", f"'--requirement other.txt' {UNSUPPORTED_MSG}"),
         ("-c constraints.txt", f"'-c constraints.txt' {UNSUPPORTED_MSG}"),
         ("--prefer-binary", f"'--prefer-binary' {UNSUPPORTED_MSG}"),
-        ("--only-binary=:all:", f"'--only-binary=:all:' {UNSUPPORTED_MSG}"),
+        (
+            "--only-binary",
+            "'--only-binary' is not valid: --only-binary takes one value: comma-separated "
+            "package names, :all: or :none:",
+        ),
+        (
+            "--no-binary a, b",
+            "'--no-binary a, b' is not valid: --no-binary takes one value: comma-separated "
+            "package names, :all: or :none:",
+        ),
+        (
+            "--no-binary=a,-b",
+            "'--no-binary=a,-b' is not valid: '-b' is not a package name, :all: or :none:",
+        ),
         ("--hash=sha256:abcd", f"'--hash=sha256:abcd' {UNSUPPORTED_MSG}"),
         ("-", f"'-' {UNSUPPORTED_MSG}"),
         ("  --use-feature  x  # c", f"'--use-feature  x' {UNSUPPORTED_MSG}"),
@@ -465,3 +478,24 @@ def test_order_spacing_duplicates_and_comments_do_not_matter(
     # Deduplication: each distinct requirement appears exactly once.
     assert len(parsed.pypi) == len(expected.pypi)
     assert len(parsed.extra_indexes) == len(expected.extra_indexes)
+
+
+@pytest.mark.parametrize(
+    ("text", "only_binary", "no_binary"),
+    [
+        ("--only-binary=:all:\n", (":all:",), ()),
+        ("--no-binary :all:\n", (), (":all:",)),
+        ("--only-binary Foo_Bar,baz.qux\n", ("baz-qux", "foo-bar"), ()),
+        # pip's semantics, applied in order: a later option moves a name to its own set...
+        ("--no-binary a,b\n--only-binary a\n", ("a",), ("b",)),
+        # ... :all: empties both sets, and names win over :all: for their own package
+        ("--no-binary a\n--only-binary :all:\n--no-binary b\n", (":all:",), ("b",)),
+        # :none: empties its set; names after it are added again
+        ("--only-binary a,b\n--only-binary :none:,c\n", ("c",), ()),
+        ("--only-binary :all:,:none:\n", (), ()),
+    ],
+)
+def test_binary_options(text: str, only_binary: tuple[str, ...], no_binary: tuple[str, ...]) -> None:
+    spec = parse_requirements(text + "numpy\n", "r.txt")
+    assert (spec.only_binary, spec.no_binary) == (only_binary, no_binary)
+    assert spec.pypi == (Dep("numpy"),)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from envbuild.platforms import ARCHS
 
 VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")  # version-control requirement URLs
 
@@ -41,6 +44,9 @@ class ParsedSpec:
     sys: tuple[tuple[str, str], ...] = field(
         default=()
     )  # virtual packages, e.g. ("__cuda", "12.0")
+    # --only-binary / --no-binary: canonical names or (":all:",), see parsers/binary.py
+    only_binary: tuple[str, ...] = ()
+    no_binary: tuple[str, ...] = ()
 
 
 def normalise_conda_spec(spec: str) -> str:
@@ -64,23 +70,35 @@ def python_version_spec(version: str) -> str:
     return version
 
 
-def merge_deps(per_arch: dict[str, list[str]], archs: tuple[str, ...]) -> tuple[Dep, ...]:
-    """Turn per-arch dependency lists into Deps: one present for every arch is unrestricted."""
+def plain_python_version(spec: str | None) -> str | None:
+    """The version a python spec names exactly, as written: ``3.11.*`` → ``3.11``,
+    ``3.11.4`` (or ``3.11.4.*``) → ``3.11.4``; None for a range, ``*`` or no spec."""
+    match = re.fullmatch(r"(3\.\d+)(\.\d+)?(\.\*)?", spec or "")
+    return None if match is None else match.group(1) + (match.group(2) or "")
+
+
+def merge_deps(per_arch: dict[str, list[str]]) -> tuple[Dep, ...]:
+    """Turn per-arch dependency lists (selectors evaluated for every arch of
+    ``platforms.ARCHS``) into Deps: one present on every known arch is unrestricted, others
+    are restricted to the archs they are present on, whatever archs an env targets (so
+    changing an env's arch list never changes the req_id of the archs that remain)."""
     order: dict[str, None] = {}
-    where: dict[str, list[str]] = {}
-    for arch in archs:
+    where: dict[str, set[str]] = {}
+    for arch in ARCHS:
         for value in per_arch.get(arch, []):
             order.setdefault(value, None)
-            if arch not in where.setdefault(value, []):
-                where[value].append(arch)
+            where.setdefault(value, set()).add(arch)
     return tuple(
-        Dep(v, () if len(where[v]) == len(archs) else tuple(sorted(where[v]))) for v in order
+        Dep(v, () if len(where[v]) == len(ARCHS) else tuple(a for a in ARCHS if a in where[v]))
+        for v in order
     )
 
 
 def combine(*specs: ParsedSpec) -> ParsedSpec:
     """Merge spec contributions: lists concatenate (deduplicated, first wins), flags OR, and
     the last python / virtual package given wins."""
+
+    from envbuild.parsers.binary import normalise
 
     def uniq(values: list[Any]) -> tuple[Any, ...]:
         return tuple(dict.fromkeys(values))
@@ -101,6 +119,8 @@ def combine(*specs: ParsedSpec) -> ParsedSpec:
         no_index=any(s.no_index for s in specs),
         python=python,
         sys=tuple(sorted(sys.items())),
+        only_binary=normalise(n for s in specs for n in s.only_binary),
+        no_binary=normalise(n for s in specs for n in s.no_binary),
     )
 
 

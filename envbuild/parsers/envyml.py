@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import yaml
 
 from envbuild.errors import SpecError
-from envbuild.parsers import ParsedSpec, merge_deps, normalise_conda_spec, python_version_spec
+from envbuild.parsers import (
+    ParsedSpec,
+    combine,
+    merge_deps,
+    normalise_conda_spec,
+    python_version_spec,
+)
 from envbuild.parsers.requirements import parse_requirements
 from envbuild.parsers.selectors import SELECTOR, SelectorSyntaxError, evaluate
+from envbuild.platforms import ARCHS
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -34,6 +43,12 @@ def _scalars(node: yaml.Node, path: str, what: str, problems: list[str]) -> list
     if not isinstance(node, yaml.SequenceNode):
         problems.append(f"{path}:{node.start_mark.line + 1}: '{what}' must be a list")
         return []
+    for item in node.value:
+        if not isinstance(item, yaml.ScalarNode):
+            problems.append(
+                f"{path}:{item.start_mark.line + 1}: each '{what}' entry must be a string: quote "
+                "an entry ending with ':' (like \"--only-binary=:all:\"), YAML reads a mapping"
+            )
     return [
         (item.start_mark.line + 1, str(item.value))
         for item in node.value
@@ -88,16 +103,20 @@ def _dependencies(
     return conda, pythons, [d.value for p in pip for d in p.pypi], pip
 
 
-def parse_environment_yml(text: str, path: str, archs: tuple[str, ...]) -> ParsedSpec:
-    """Parse an environment.yml for the target ``archs`` (selectors make deps arch-specific)."""
+def parse_environment_yml(text: str, path: str) -> ParsedSpec:
+    """Parse an environment.yml. Selectors are evaluated for every known arch
+    (``platforms.ARCHS``), whatever archs the env targets: a selected dependency is restricted
+    to the archs it is selected on (see ``merge_deps``)."""
     problems: list[str] = []
     lines = text.splitlines()
     conda: dict[str, list[str]] = {}
     pypi: dict[str, list[str]] = {}
-    channels: list[str] = []
     pythons: dict[str, str] = {}
-    pip_parsed: list[ParsedSpec] = []
-    for arch in archs:
+    # channels and pip options (no dependencies) per arch: they must not differ
+    settings: dict[str, ParsedSpec] = {}
+    for arch in ARCHS:
+        channels: list[str] = []
+        pip_parsed: list[ParsedSpec] = []
         selected = _select(lines, arch, path, problems)
         try:
             root = yaml.compose(selected, Loader=_Loader)
@@ -128,24 +147,29 @@ def parse_environment_yml(text: str, path: str, archs: tuple[str, ...]) -> Parse
                 pip_parsed += parsed
                 for version in py:
                     pythons.setdefault(arch, version)
+        options = combine(*pip_parsed)
+        settings[arch] = dataclasses.replace(
+            options, conda=(), pypi=(), python=None, sys=(), channels=tuple(channels)
+        )
     problems = list(dict.fromkeys(problems))  # the same problem is seen once per arch
+    if len(set(settings.values())) > 1:
+        problems.append(
+            f"{path}: channels and pip options must be the same on every arch: remove the "
+            "selector from them (only dependencies may be selected per arch)"
+        )
     if len(set(pythons.values())) > 1:
         found = ", ".join(f"{v} on {a}" for a, v in sorted(pythons.items()))
         problems.append(f"{path}: python must be the same version on every arch (found {found})")
+    elif pythons and len(pythons) < len(ARCHS):
+        problems.append(
+            f"{path}: python is selected on some archs only ({', '.join(pythons)}): an env has "
+            "one python for all its archs: remove the selector from the python line"
+        )
     if problems:
         raise SpecError(problems)
-
-    def uniq(values: list[str]) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(values))
-
-    return ParsedSpec(
-        conda=merge_deps(conda, archs),
-        pypi=merge_deps(pypi, archs),
-        channels=tuple(channels),
-        extra_indexes=uniq([u for p in pip_parsed for u in p.extra_indexes]),
-        find_links=uniq([u for p in pip_parsed for u in p.find_links]),
-        trusted_hosts=uniq([u for p in pip_parsed for u in p.trusted_hosts]),
-        pre=any(p.pre for p in pip_parsed),
-        no_index=any(p.no_index for p in pip_parsed),
+    return dataclasses.replace(
+        next(iter(settings.values()), ParsedSpec()),
+        conda=merge_deps(conda),
+        pypi=merge_deps(pypi),
         python=next(iter(pythons.values()), None),
     )

@@ -10,6 +10,7 @@ from packaging.utils import canonicalize_name
 
 from envbuild.errors import SpecError
 from envbuild.parsers import VCS_PREFIXES, Dep, ParsedSpec, normalise_conda_spec
+from envbuild.parsers.binary import apply_option, normalise
 
 __all__ = ["parse_requirements"]
 
@@ -44,6 +45,8 @@ class _State:
     sys: dict[str, str] = field(default_factory=dict)
     flags: set[str] = field(default_factory=set)
     python: str | None = None
+    only_binary: set[str] = field(default_factory=set)
+    no_binary: set[str] = field(default_factory=set)
 
     def problem(self, lineno: int, message: str) -> None:
         self.problems.append(f"{self.path}:{lineno}: {message}")
@@ -125,8 +128,28 @@ def _parse_option(state: _State, lineno: int, line: str) -> None:
                 )
     elif opt == "--sys-pkg":
         _parse_sys_pkg(state, lineno, line, value)
+    elif opt in ("--only-binary", "--no-binary"):
+        _parse_binary(state, lineno, line, opt, value)
     else:
         state.problem(lineno, f"'{line}' is not a supported line in a requirements.txt")
+
+
+def _parse_binary(state: _State, lineno: int, line: str, opt: str, value: str) -> None:
+    """pip's ``--only-binary`` / ``--no-binary``: comma-separated names, ``:all:``,
+    ``:none:``; applied in order, a later option overriding an earlier one for a name."""
+    if not value or len(value.split()) != 1:
+        state.problem(
+            lineno,
+            f"'{line}' is not valid: {opt} takes one value: comma-separated package names, "
+            ":all: or :none:",
+        )
+        return
+    only, no = state.only_binary, state.no_binary
+    target, other = (only, no) if opt == "--only-binary" else (no, only)
+    for bad in apply_option(value, target, other):
+        state.problem(
+            lineno, f"'{line}' is not valid: '{bad}' is not a package name, :all: or :none:"
+        )
 
 
 def _parse_sys_pkg(state: _State, lineno: int, line: str, value: str) -> None:
@@ -268,4 +291,6 @@ def parse_requirements(text: str, path: str) -> ParsedSpec:
         no_index="--no-index" in state.flags,
         python=state.python,
         sys=tuple(state.sys.items()),
+        only_binary=normalise(state.only_binary),
+        no_binary=normalise(state.no_binary),
     )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from envbuild.channels import portable_url
 from envbuild.errors import ResolveError
@@ -27,22 +27,66 @@ class Context:
 
     root: Path  # the workspace: anchors relative paths
     gateway: Gateway
-    host_arch: str  # from platforms.host_arch(), the one host probe
+    # The machine running the resolution (platforms.host_arch()). It never changes a lock:
+    # every target, the host's included, resolves the same way on any machine.
+    host_arch: str
     local_channels: dict[str, Path] = field(default_factory=dict)
     runner: Runner = run
     python: str = sys.executable  # runs pip, for pypi-resolver = "pip"
-    # (version spec) -> (path, version); None means platforms.find_host_python
+    # (conda version spec) -> (path, exact version) of a host interpreter, LookupError when
+    # none; None means platforms.find_host_python (cached per process). Used only to find the
+    # interpreter uv builds source packages' metadata with (see _build_python).
     host_python: Callable[[str], tuple[str, str]] | None = None
 
 
-def resolve_env(spec: EnvSpec, arch: str, ctx: Context) -> Lock:
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """The pins of an env's existing lock for the same arch, which a re-resolution keeps
+    unless the requirements force a change (conda: rattler's ``locked_packages``; PyPI:
+    uv's preferences)."""
+
+    conda: tuple[LockedPackage, ...] = ()
+    pypi: tuple[tuple[str, str], ...] = ()  # (name, version)
+    # What --update lifted: PyPI index data of these is refreshed (all: every package)
+    lifted: tuple[str, ...] = ()
+    lifted_all: bool = False
+
+    @classmethod
+    def from_lock(cls, lock: Lock | None, update: frozenset[str] | None = None) -> Preferences:
+        """The preferences of ``lock``; ``update`` lifts them: None keeps all, an empty set
+        lifts all (``--update``), names lift only those packages (``--update a,b``)."""
+        if update is not None and not update:
+            return cls(lifted_all=True)
+        lifted = update or frozenset()
+        keep = [p for p in lock.packages if p.name not in lifted] if lock else []
+        return cls(
+            conda=tuple(p for p in keep if p.kind == "conda"),
+            pypi=tuple((p.name, p.version) for p in keep if p.kind == "pypi"),
+            lifted=tuple(sorted(lifted)),
+        )
+
+
+def resolve_env(
+    spec: EnvSpec,
+    arch: str,
+    ctx: Context,
+    prefer: Preferences = Preferences(),
+    inputs: Mapping[str, Any] | None = None,
+) -> Lock:
     """Resolve ``spec`` for target ``arch``: the conda solve, then (for pip-only and mixed
-    envs) the PyPI resolution with conda's python and Python distributions as fixed pins."""
+    envs) the PyPI resolution with conda's python and Python distributions as fixed pins.
+    ``prefer``: pins to keep when possible; ``inputs``: recorded in the lock as is."""
+    spec = spec.normalised()
     conda: list[LockedPackage] = []
     if spec.python_source == "host":
-        python_source, python_version = "host", _host_python(spec, arch, ctx)
+        python_source, python_version = "host", _host_python(spec)
     else:
         request = conda_request(spec, arch, ctx.root, ctx.local_channels)
+        if prefer.conda:
+            from envbuild.resolve.conda import package_to_record
+
+            locked = tuple(package_to_record(p, ctx.root) for p in prefer.conda)
+            request = dataclasses.replace(request, locked=locked)
         conda = solve(request, ctx.gateway) if request.specs else []
         python = next((p for p in conda if p.name == "python"), None)
         python_source, python_version = ("conda", python.version) if python else ("", "")
@@ -53,44 +97,57 @@ def resolve_env(spec: EnvSpec, arch: str, ctx: Context) -> Lock:
                 f"env '{spec.name}' has PyPI dependencies but no python: add python = \"3.X\" "
                 f"to [env.{spec.name}] (or python to its conda list)"
             )
-        pypi = _resolve_pypi(spec, arch, ctx, python_version, conda)
+        pypi = _resolve_pypi(spec, arch, ctx, python_version, conda, prefer)
     portable = [  # no absolute path of the workspace in the lock
         dataclasses.replace(
             p, url=portable_url(p.url, ctx.root), channel=portable_url(p.channel, ctx.root)
         )
         for p in conda + pypi
     ]
-    return Lock.build(spec, arch, portable, python_source, python_version)
+    return Lock.build(spec, arch, portable, python_source, python_version, inputs)
 
 
-def _host_python(spec: EnvSpec, arch: str, ctx: Context) -> str:
+def _host_python(spec: EnvSpec) -> str:
+    """The python version a host-source env resolves for, as requested (``3.11``,
+    ``3.11.4``), for every arch: resolving needs no interpreter of it (uv takes
+    ``--python-version``), and the create stage finds one on the target machine."""
+    from envbuild.parsers import plain_python_version
+
     if spec.kind != "pypi":
         raise ResolveError(
             f"env '{spec.name}': python-source = \"host\" is for pip-only envs (python plus PyPI "
             "packages); this env has conda packages: remove python-source or the conda packages"
         )
-    if arch != ctx.host_arch:
+    version = plain_python_version(spec.python)
+    if version is None:  # the manifest refuses this already
         raise ResolveError(
-            f"env '{spec.name}': python-source = \"host\" uses this machine's python, so it can "
-            f'only be resolved for {ctx.host_arch}, not {arch}: use python-source = "conda" '
-            "for other archs"
+            f"env '{spec.name}': python-source = \"host\" needs a plain python version, like "
+            f"python = \"3.11\" (got '{spec.python or ''}')"
         )
+    return version
+
+
+def _build_python(python_version: str, ctx: Context) -> str:
+    """A host interpreter of ``python_version``'s major.minor, for uv to build the metadata
+    of source packages with; "" when this machine has none (resolve_uv then refuses a result
+    that needs a build). Its path and patch version never reach the lock."""
     from envbuild.platforms import find_host_python
 
-    find = ctx.host_python or find_host_python
+    minor = ".".join(python_version.split(".")[:2])
     try:
-        _, version = find(spec.python or "*")
+        path, _ = (ctx.host_python or find_host_python)(f"{minor}.*")
     except LookupError:
-        raise ResolveError(
-            f"env '{spec.name}': no python {spec.python or ''} found on this machine "
-            "(looked for python3.N on PATH and in pyenv): install it, or use "
-            'python-source = "conda"'
-        ) from None
-    return str(version)
+        return ""
+    return path
 
 
 def _resolve_pypi(
-    spec: EnvSpec, arch: str, ctx: Context, python_version: str, conda: list[LockedPackage]
+    spec: EnvSpec,
+    arch: str,
+    ctx: Context,
+    python_version: str,
+    conda: list[LockedPackage],
+    prefer: Preferences,
 ) -> list[LockedPackage]:
     from envbuild.resolve.mixed import python_distributions, write_stub_wheels
     from envbuild.resolve.pypi import (
@@ -103,7 +160,7 @@ def _resolve_pypi(
 
     provided = python_distributions(conda)
     with tempfile.TemporaryDirectory(prefix="envbuild-stubs-") as stubs:
-        write_stub_wheels(provided, Path(stubs))
+        stub_wheels = write_stub_wheels(provided, Path(stubs))
         request = PypiRequest(
             requirements=tuple(
                 spec.real_url(d.value) for d in spec.pypi if not d.archs or arch in d.archs
@@ -113,20 +170,29 @@ def _resolve_pypi(
             virtual_packages=_virtual(spec, arch),
             index_url=spec.real_url(spec.pypi_index),
             extra_index_urls=tuple(spec.real_url(u) for u in spec.extra_indexes),
-            find_links=(*(spec.real_url(u) for u in spec.find_links), stubs),
+            find_links=tuple(spec.real_url(u) for u in spec.find_links),
             trusted_hosts=spec.trusted_hosts,
             pre=spec.pre,
             no_index=spec.no_index,
             constraints=tuple(f"{n}=={v}" for n, v in provided.items()),
-            binary_only=arch != ctx.host_arch,
+            stub_wheels=tuple(stub_wheels.items()),  # the only candidates of these names
+            only_binary=spec.only_binary,  # sdists are allowed for every target otherwise
+            no_binary=spec.no_binary,
             exclude_newer=spec.settings.exclude_newer,
             base_dir=ctx.root,  # the manifest rebased spec-file paths onto the workspace
+            preferences=tuple(p for p in prefer.pypi if p[0] not in provided),
+            refresh=(":all:",) if prefer.lifted_all else prefer.lifted,
         )
         if spec.settings.pypi_resolver == "pip":
             resolved = resolve_pip(request, ctx.runner, ctx.python)
         else:
+            build_python = _build_python(python_version, ctx)
+            request = dataclasses.replace(request, build_python=build_python)
             resolved = resolve_uv(request, ctx.runner, uv_binary())
-    return [to_locked(r, ctx.root) for r in resolved if _pypi_name(r.name) not in provided]
+    indexes = (spec.pypi_index, *spec.extra_indexes)
+    return [
+        to_locked(r, ctx.root, indexes) for r in resolved if _pypi_name(r.name) not in provided
+    ]
 
 
 def _pypi_name(name: str) -> str:

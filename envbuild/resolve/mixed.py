@@ -11,40 +11,16 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from envbuild.lock import LockedPackage
+from envbuild.pypi_names import pypi_name
 
-# conda package name -> PyPI distribution name, where they differ (compared normalised).
-CONDA_TO_PYPI: dict[str, str] = {
-    "pytorch": "torch",
-    "pytorch-cpu": "torch",
-    "pytorch-gpu": "torch",
-    "matplotlib-base": "matplotlib",
-    "msgpack-python": "msgpack",
-    "pytables": "tables",
-    "py-opencv": "opencv-python",
-    "pyqt": "pyqt5",
-    "tensorflow-base": "tensorflow",
-    "tensorflow-cpu": "tensorflow",
-    "python-kubernetes": "kubernetes",
-    "python-graphviz": "graphviz",
-    "python-lmdb": "lmdb",
-    "python-xxhash": "xxhash",
-    "google-cloud-bigquery-core": "google-cloud-bigquery",
-    "ruamel_yaml": "ruamel.yaml",
-    "typing_extensions": "typing-extensions",
-    "jupyter_core": "jupyter-core",
-    "importlib_metadata": "importlib-metadata",
-    "libxgboost": "",  # not a Python distribution
-    "py-xgboost": "xgboost",
-    "pyarrow-core": "pyarrow",
-    "numpy-base": "",
-}
 # Conda packages that depend on python but are not Python distributions.
 NOT_DISTRIBUTIONS = frozenset({"python", "python_abi", "libpython-static", "python-freethreading"})
 
 
 def python_distributions(packages: Iterable[LockedPackage]) -> dict[str, str]:
     """PyPI name -> version for every conda package that is a Python distribution: noarch
-    python packages and packages depending on python, mapped through CONDA_TO_PYPI."""
+    python packages and packages depending on python, their names mapped by
+    ``envbuild.pypi_names`` (e.g. ``pytorch`` -> ``torch``)."""
     from packaging.utils import canonicalize_name
     from packaging.version import InvalidVersion, Version
 
@@ -55,21 +31,23 @@ def python_distributions(packages: Iterable[LockedPackage]) -> dict[str, str]:
         depends_on_python = any(d.split(" ", 1)[0] == "python" for d in pkg.depends)
         if pkg.noarch != "python" and not depends_on_python:
             continue
-        name = CONDA_TO_PYPI.get(pkg.name, pkg.name)
-        if not name:
-            continue
         try:
             version = str(Version(pkg.version))
         except InvalidVersion:
             continue  # not a PEP 440 version: PyPI could not be pinned to it anyway
+        name = pypi_name(pkg.name, version)
+        if not name:
+            continue
         out[canonicalize_name(name)] = version
     return dict(sorted(out.items()))
 
 
-def write_stub_wheels(dists: dict[str, str], out_dir: Path) -> None:
+def write_stub_wheels(dists: dict[str, str], out_dir: Path) -> dict[str, Path]:
     """A metadata-only ``name-version-py3-none-any.whl`` per distribution, with no
-    dependencies: offered to the PyPI resolver as already-present packages."""
+    dependencies: offered to the PyPI resolver as already-present packages. Returns
+    name -> wheel path."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
     for name, version in dists.items():
         dist = name.replace("-", "_")
         info = f"{dist}-{version}.dist-info"
@@ -90,7 +68,30 @@ def write_stub_wheels(dists: dict[str, str], out_dir: Path) -> None:
                 zipfile.ZipInfo(f"{info}/RECORD", (2020, 1, 1, 0, 0, 0)),
                 record + f"{info}/RECORD,,\n",
             )
-        (out_dir / f"{dist}-{version}-py3-none-any.whl").write_bytes(buffer.getvalue())
+        out[name] = out_dir / f"{dist}-{version}-py3-none-any.whl"
+        out[name].write_bytes(buffer.getvalue())
+    return out
+
+
+def explain_conda_pins(text: str, stub_wheels: Iterable[tuple[str, Path]]) -> str:
+    """A resolver's error with each stub's path shown as ``conda:FILE``, and a last line
+    naming the conda-provided distributions it mentions (PyPI cannot change those)."""
+    from packaging.utils import parse_wheel_filename
+
+    mentioned = []
+    for name, path in stub_wheels:
+        shown = f"conda:{path.name}"
+        for form in (path.resolve().as_uri(), str(path.resolve()), str(path)):
+            text = text.replace(form, shown)
+        version = str(parse_wheel_filename(path.name)[1])
+        if shown in text or f"{name}=={version}" in text:
+            mentioned.append(f"{name} {version}")
+    if mentioned:
+        text += (
+            f"\n{', '.join(mentioned)}: provided by the conda packages of this env, so PyPI "
+            "cannot change it: change the conda spec or the PyPI requirement that conflicts"
+        )
+    return text
 
 
 def _b64(digest: bytes) -> str:

@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 from envbuild.channels import redact_text, redact_url
 from envbuild.errors import ResolveError, UnsatisfiableError
 from envbuild.fs import tree_hash
-from envbuild.lock import LockedPackage
+from envbuild.lock import LockedPackage, Source
 from envbuild.parsers import VCS_PREFIXES, is_local_path, requirement_target
 from envbuild.platforms import marker_environment, platform_tags, uv_platform, wheel_tags
 from envbuild.runner import Runner, ToolError, clean_env
@@ -42,9 +42,20 @@ class PypiRequest:
     pre: bool = False
     no_index: bool = False
     constraints: tuple[str, ...] = ()  # name==version pins of what conda provides
-    binary_only: bool = False  # the target is not the host: wheels only
+    # (name, stub wheel) of what conda provides: required as ``name @ file:///stub.whl``,
+    # which makes the stub the only candidate (the index's wheel never brings its deps)
+    stub_wheels: tuple[tuple[str, Path], ...] = ()
+    only_binary: tuple[str, ...] = ()  # names or (":all:",): wheels only
+    no_binary: tuple[str, ...] = ()  # names or (":all:",): sources only
+    # A host interpreter of the target's python major.minor: uv builds the metadata of
+    # source packages with it. "" when this machine has none: see resolve_uv.
+    build_python: str = ""
     exclude_newer: str = ""
     base_dir: Path = Path(".")  # relative paths (requirements, find-links) start here
+    # (name, version) pins of the env's existing lock: kept when possible (uv only)
+    preferences: tuple[tuple[str, str], ...] = ()
+    # refresh cached index data of these packages (":all:": of every package), as --update asks
+    refresh: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +69,8 @@ class Resolved:
     size: int = 0
     vcs: str = ""  # git+URL@COMMIT
     directory: str = ""  # absolute path of a local source tree
+    archive: bool = False  # a direct-URL or local file, not one from an index
+    index: str = ""  # the index the file was found on
 
 
 _UV_LOCK = threading.Lock()
@@ -101,8 +114,19 @@ def _links(request: PypiRequest) -> list[str]:
 
 
 def _write_inputs(work: Path, request: PypiRequest) -> None:
-    (work / "requirements.in").write_text(_requirement_lines(request))
+    stubs = "".join(f"{name} @ {path.resolve().as_uri()}\n" for name, path in request.stub_wheels)
+    (work / "requirements.in").write_text(_requirement_lines(request) + stubs)
     (work / "constraints.txt").write_text("".join(f"{c}\n" for c in request.constraints))
+
+
+def _write_preferences(path: Path, preferences: tuple[tuple[str, str], ...]) -> None:
+    """A minimal pylock.toml of the existing pins: ``uv pip compile -o`` keeps the pins of
+    its output file as preferences (moved only when the requirements demand it)."""
+    import tomli_w
+
+    packages = [{"name": n, "version": v} for n, v in preferences]
+    doc = {"lock-version": "1.0", "created-by": "envbuild", "packages": packages}
+    path.write_text(tomli_w.dumps(doc), encoding="utf-8")
 
 
 def _source_args(request: PypiRequest, insecure_host: str, pre: list[str]) -> list[str]:
@@ -123,20 +147,26 @@ def resolve_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]:
     with tempfile.TemporaryDirectory(prefix="envbuild-uv-") as tmp:
         work = Path(tmp)
         _write_inputs(work, request)
+        if request.preferences:
+            _write_preferences(work / "pylock.toml", request.preferences)
         cmd = [
             uv, "pip", "compile", "requirements.in", "--output-file", "pylock.toml",
             "--format", "pylock.toml", "--no-config", "--no-header", "--quiet",
             "--python-version", request.python_version, "--python-platform", platform,
             # This interpreter only builds metadata of source packages; without it uv would
             # look for (or download) a python of the target version.
-            "--python", sys.executable, "--no-python-downloads",
+            "--python", request.build_python or sys.executable, "--no-python-downloads",
             "--constraints", "constraints.txt",
             *_source_args(request, "--allow-insecure-host", ["--prerelease", "allow"]),
         ]  # fmt: skip
-        if request.binary_only:
-            cmd += ["--only-binary", ":all:"]
+        cmd += [arg for name in request.only_binary for arg in ("--only-binary", name)]
+        cmd += [arg for name in request.no_binary for arg in ("--no-binary", name)]
         if request.exclude_newer:
             cmd += ["--exclude-newer", request.exclude_newer]
+        if ":all:" in request.refresh:
+            cmd += ["--refresh"]
+        else:
+            cmd += [arg for name in request.refresh for arg in ("--refresh-package", name)]
         try:
             with _UV_RUN_LOCK:
                 runner(cmd, env=clean_env(env), cwd=work, timeout=600)
@@ -149,7 +179,29 @@ def resolve_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]:
             wheel_tags(request.arch, request.python_version, request.virtual_packages)
         )
     }
-    return [_from_pylock(p, request, tags) for p in data.get("packages", [])]
+    resolved = [_from_pylock(p, request, tags) for p in data.get("packages", [])]
+    _check_build_python(request, resolved)
+    return resolved
+
+
+def _check_build_python(request: PypiRequest, resolved: list[Resolved]) -> None:
+    """Without a host python of the target's major.minor, uv ran with envbuild's own
+    interpreter, which may have built the metadata of source packages: refuse such a result
+    rather than lock what another python version's build said (a lock never depends on the
+    host). A result of wheels only is the same whatever interpreter uv had."""
+    if request.build_python:
+        return
+    sources = sorted(
+        r.name for r in resolved if r.vcs or r.directory or not _filename(r.url).endswith(".whl")
+    )
+    if sources:
+        minor = ".".join(request.python_version.split(".")[:2])
+        raise ResolveError(
+            f"{', '.join(sources)} must be built from source, and reading their metadata may "
+            f"need a build with python {minor}, which this machine does not have (looked for "
+            f"python{minor} on PATH and in pyenv): install python {minor}, or take wheels "
+            'only with only-binary = [":all:"]'
+        )
 
 
 def _from_pylock(pkg: dict[str, Any], request: PypiRequest, tags: dict[str, int]) -> Resolved:
@@ -163,12 +215,12 @@ def _from_pylock(pkg: dict[str, Any], request: PypiRequest, tags: dict[str, int]
         return Resolved(name, version, vcs=ref)
     if "directory" in pkg:
         return Resolved(name, version, directory=str(pkg["directory"]["path"]))
+    index = str(pkg.get("index", ""))
     if "archive" in pkg:
         arch = pkg["archive"]
         url = arch.get("url") or Path(arch["path"]).resolve().as_uri()
-        return Resolved(
-            name, version, url, arch.get("hashes", {}).get("sha256", ""), arch.get("size", 0)
-        )
+        sha256, size = arch.get("hashes", {}).get("sha256", ""), arch.get("size", 0)
+        return Resolved(name, version, url, sha256, size, archive=True)
     best: tuple[int, dict[str, Any]] | None = None
     for wheel in pkg.get("wheels", []):
         rank = _wheel_rank(_filename(wheel["url"]), tags)
@@ -177,13 +229,15 @@ def _from_pylock(pkg: dict[str, Any], request: PypiRequest, tags: dict[str, int]
     if best is not None:
         wheel = best[1]
         return Resolved(
-            name, version, wheel["url"], wheel["hashes"]["sha256"], wheel.get("size", 0)
-        )
+            name, version, wheel["url"], wheel["hashes"]["sha256"], wheel.get("size", 0),
+            index=index,
+        )  # fmt: skip
     if "sdist" in pkg:
         sdist = pkg["sdist"]
         return Resolved(
-            name, version, sdist["url"], sdist["hashes"]["sha256"], sdist.get("size", 0)
-        )
+            name, version, sdist["url"], sdist["hashes"]["sha256"], sdist.get("size", 0),
+            index=index,
+        )  # fmt: skip
     raise ResolveError(
         f"{name} {version}: no wheel fits {request.arch} with python {request.python_version} "
         f"(accepted platforms: {', '.join(platform_tags(request.arch, request.virtual_packages)[:4])}, ...)"
@@ -222,6 +276,12 @@ def resolve_pip(request: PypiRequest, runner: Runner, python: str) -> list[Resol
     wheels only; requirements that need building need the uv resolver)."""
     from packaging.tags import Tag
 
+    if request.no_binary:
+        raise ResolveError(
+            f'pypi-resolver = "pip" resolves wheels only, and no-binary asks to build '
+            f'{", ".join(request.no_binary)} from source: use pypi-resolver = "uv" (the '
+            "default) for this env"
+        )
     sources = [r for r in request.requirements if _is_source_requirement(r)]
     if sources:
         raise ResolveError(
@@ -290,7 +350,9 @@ def _is_source_requirement(req: str) -> bool:
 
 
 def _resolution_error(request: PypiRequest, exc: ToolError) -> Exception:
-    text = exc.stderr or str(exc)
+    from envbuild.resolve.mixed import explain_conda_pins
+
+    text = explain_conda_pins(exc.stderr or str(exc), request.stub_wheels)
     where = f"{request.arch} with python {request.python_version}"
     unsat = ("No solution found", "ResolutionImpossible", "Could not find a version", "conflict")
     if any(marker in text for marker in unsat):
@@ -298,35 +360,75 @@ def _resolution_error(request: PypiRequest, exc: ToolError) -> Exception:
     return ResolveError(f"PyPI resolution failed for {where}:\n{redact_text(text)}")
 
 
-def to_locked(dist: Resolved, root: Path) -> LockedPackage:
-    """A resolved distribution as a lock entry (URLs redacted, local paths relative)."""
+def to_locked(dist: Resolved, root: Path, indexes: tuple[str, ...] = ()) -> LockedPackage:
+    """A resolved distribution as a lock entry (URLs redacted, local paths relative to the
+    workspace ``root``). ``indexes``: the env's index URLs, base first, to record which one
+    a file came from."""
     from packaging.utils import canonicalize_name
 
     name = canonicalize_name(dist.name)
     if dist.vcs:
         return LockedPackage(kind="pypi", name=name, version=dist.version, url="", filename="",
-                             sha256="", needs_build=True, source=redact_url(dist.vcs))  # fmt: skip
+                             sha256="", source=vcs_source(redact_url(dist.vcs)))  # fmt: skip
     if dist.directory:
         path = Path(dist.directory)
+        tree = Source("directory", path=_relative(path, root), sha256=tree_hash(path))
         return LockedPackage(
             kind="pypi", name=name, version=dist.version or _static_version(path), url="",
-            filename="", sha256=tree_hash(path), needs_build=True,
-            source=f"path:{_relative(path, root)}",
+            filename="", sha256=tree.sha256, source=tree,
         )  # fmt: skip
     filename = _filename(dist.url)
     is_wheel = filename.endswith(".whl")
     if not is_wheel and dist.url.startswith("file:"):  # a local archive: no absolute path
         local = Path(unquote(urlsplit(dist.url).path))
+        sha256 = dist.sha256 or tree_hash(local)
+        archive = Source("archive", path=_relative(local, root), sha256=sha256)
         return LockedPackage(
             kind="pypi", name=name, version=dist.version, url="", filename=filename,
-            sha256=dist.sha256 or tree_hash(local), size=dist.size, needs_build=True,
-            source=f"path:{_relative(local, root)}",
+            sha256=sha256, size=dist.size, source=archive,
         )  # fmt: skip
+    url = redact_url(dist.url)
+    source: Source | None = None
+    if not is_wheel:
+        source = Source("archive" if dist.archive else "sdist", url=url, sha256=dist.sha256)
     return LockedPackage(
-        kind="pypi", name=name, version=dist.version, url=redact_url(dist.url),
-        filename=filename, sha256=dist.sha256, size=dist.size, needs_build=not is_wheel,
-        source="" if is_wheel else redact_url(dist.url),
+        kind="pypi", name=name, version=dist.version, url=url, filename=filename,
+        sha256=dist.sha256, size=dist.size, source=source,
+        index="" if dist.archive else index_of(url, indexes),
     )  # fmt: skip
+
+
+def vcs_source(ref: str) -> Source:
+    """``git+URL@COMMIT[#subdirectory=DIR]`` as a structured source."""
+    vcs, _, rest = ref.partition("+")
+    url, _, fragment = rest.partition("#")
+    options = dict(kv.partition("=")[::2] for kv in fragment.split("&") if kv)
+    parts = urlsplit(url)
+    path, at, commit = parts.path.rpartition("@")  # not the host's user@
+    if not at:
+        path, commit = parts.path, ""
+    return Source(
+        "vcs",
+        url=parts._replace(path=path).geturl(),
+        vcs=vcs,
+        commit=commit,
+        subdirectory=options.get("subdirectory", ""),
+    )
+
+
+_FILES_HOSTS = {"files.pythonhosted.org": "pypi.org"}  # where an index serves files from
+
+
+def index_of(url: str, indexes: tuple[str, ...]) -> str:
+    """The index (of ``indexes``, redacted URLs, base first) a file URL was found on: the
+    one on the file's host (PyPI's files host counts as PyPI's), else the only index.
+    "" for a file on none of them (a find-links file)."""
+    host = urlsplit(url).netloc
+    host = _FILES_HOSTS.get(host, host)
+    for index in indexes:
+        if urlsplit(index).netloc == host:
+            return index
+    return indexes[0] if len(indexes) == 1 and not url.startswith("file:") else ""
 
 
 def _relative(path: Path, root: Path) -> str:
