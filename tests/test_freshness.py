@@ -326,3 +326,35 @@ def test_local_channel_change_makes_exactly_its_users_stale(
     ]
     result = run_cli(root, "resolve")
     assert ran(result) == {"resolve:uses@linux-64", "resolve:uses@osx-arm64"}
+
+
+def test_new_find_links_wheel_makes_exactly_its_users_stale(tmp_path, run_cli):
+    from pypi_index import make_wheel
+    from test_resolve_pypi import PYTHON, write_manifest
+
+    chan = build_channel_from_recipes([PYTHON], tmp_path / "ws" / "chan")
+    wheels = tmp_path / "ws" / "wheels"
+    make_wheel(wheels, "flpkg", "1.0")
+    settings = {"archs": list(ARCHS), "channels": [chan.as_uri()]}
+    envs = {
+        "links": {"python": "3.11", "pypi": ["flpkg", "--no-index", "--find-links ./wheels"]},
+        "plain": {"python": "3.11"},
+    }
+    ws = write_manifest(tmp_path / "ws", settings, envs)
+    result = run_cli(ws, "resolve")
+    assert_ok(result)
+    assert read_lock_json(ws, "links", "linux-64")["inputs"]["local"].keys() == {
+        f"channel:{chan.as_uri()}",
+        "find-links:./wheels",
+    }
+    make_wheel(wheels, "flpkg", "2.0")
+    check = run_cli(ws, "resolve", "--check")
+    assert check.stdout.splitlines() == [
+        "locks/links/linux-64.json: stale: find-links ./wheels content changed",
+        "locks/links/osx-arm64.json: stale: find-links ./wheels content changed",
+        "2 locks current, 2 not current",
+    ]
+    result = run_cli(ws, "resolve")
+    assert ran(result) == {"resolve:links@linux-64", "resolve:links@osx-arm64"}
+    # the new wheel is available, but the pin is kept until --update
+    assert read_lock_json(ws, "links", "linux-64")["packages"][-1]["version"] == "1.0"
