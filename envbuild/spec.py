@@ -133,7 +133,9 @@ class EnvSpec:
         them never makes a current lock's bytes stale."""
         import dataclasses
 
-        settings = dataclasses.replace(self.settings, solve_timeout=ResolverSettings().solve_timeout)
+        settings = dataclasses.replace(
+            self.settings, solve_timeout=ResolverSettings().solve_timeout
+        )
         return dataclasses.replace(self.normalised(), archs=(), spec_files=(), settings=settings)
 
     def lock_echo(self) -> dict[str, Any]:

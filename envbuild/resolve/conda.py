@@ -136,9 +136,7 @@ def package_to_record(pkg: LockedPackage, root: Path) -> RepoDataRecord:
     )
     record.arch, record.platform = pkg.arch or None, pkg.platform or None  # not derived
     if pkg.timestamp:
-        record.timestamp = datetime.datetime.fromtimestamp(
-            pkg.timestamp / 1000, tz=datetime.UTC
-        )
+        record.timestamp = datetime.datetime.fromtimestamp(pkg.timestamp / 1000, tz=datetime.UTC)
     if pkg.track_features:
         record.track_features = list(pkg.track_features)
     channel = absolute_url(pkg.channel, root)

@@ -190,9 +190,7 @@ def _resolve_pypi(
             request = dataclasses.replace(request, build_python=build_python)
             resolved = resolve_uv(request, ctx.runner, uv_binary())
     indexes = (spec.pypi_index, *spec.extra_indexes)
-    return [
-        to_locked(r, ctx.root, indexes) for r in resolved if _pypi_name(r.name) not in provided
-    ]
+    return [to_locked(r, ctx.root, indexes) for r in resolved if _pypi_name(r.name) not in provided]
 
 
 def _pypi_name(name: str) -> str:
