@@ -174,11 +174,11 @@ def run_check(root: Path, args: list[str], as_json: bool) -> int:
     """``envbuild resolve --check``: list every lock that is not current, with the reason;
     writes nothing. Exit 1 when any lock is missing, stale, damaged or orphaned."""
     from envbuild.fs import HashCache
-    from envbuild.tasks import _split, lock_status, orphans, resolve_tasks
+    from envbuild.resolve.stage import lock_status, orphans, resolve_tasks, split_names
 
     ws = load_workspace(root.resolve())
     variables = dict(a.split("=", 1) for a in args if "=" in a and not a.startswith("-"))
-    envs, archs = _split(variables.get("env")), _split(variables.get("arch"))
+    envs, archs = split_names(variables.get("env")), split_names(variables.get("arch"))
     hasher = HashCache(ws.state_dir / "cache" / "hashes.json")  # read, never saved here
     statuses = [lock_status(task, hasher.tree) for task in resolve_tasks(ws, envs, archs)]
     if not envs and not archs:

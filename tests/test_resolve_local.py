@@ -663,7 +663,9 @@ def test_forget_then_resolve_is_byte_identical(graph_ws, run_cli):
 def test_list(graph_ws, run_cli):
     result = run_cli(graph_ws, "list")
     assert_ok(result)
-    assert [ln.split()[0] for ln in result.stdout.splitlines()] == ["channel", "resolve"]
+    assert [ln.split()[0] for ln in result.stdout.splitlines()] == [
+        "build", "channel", "fetch", "resolve", "transmute", "upload"
+    ]
     result = run_cli(graph_ws, "list", "--all")
     assert_ok(result)
     names = {ln.split()[0] for ln in result.stdout.splitlines()}
