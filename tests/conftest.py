@@ -455,3 +455,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_EXIT_STATUS[0])
+
+
+# --------------------------------------------------------------------------- S3 on loopback
+# moto's ThreadedMotoServer with requests counted at the server: see tests/s3server.py.
+
+from s3server import S3Server, s3_bucket, s3_env, s3_server  # noqa: E402,F401
