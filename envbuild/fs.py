@@ -1,11 +1,18 @@
-"""Filesystem helpers: atomic writes (temp file + rename) so a half-finished run never looks finished."""
+"""Filesystem helpers: atomic writes (temp file + rename) so a half-finished run never looks finished, and content hashes of local trees (cached by stat signature)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+FileDigest = Callable[[str], bytes]  # the sha256 digest of one file's content
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -32,10 +39,19 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         raise
 
 
+_UMASK: list[int] = []
+_UMASK_LOCK = threading.Lock()
+
+
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """The process umask, read once: reading it means setting it, and two threads doing
+    that at once could leave the process with a umask of 0."""
+    with _UMASK_LOCK:
+        if not _UMASK:
+            mask = os.umask(0)
+            os.umask(mask)
+            _UMASK.append(mask)
+        return _UMASK[0]
 
 
 def make_dir_mode_default(path: Path) -> None:
@@ -43,107 +59,139 @@ def make_dir_mode_default(path: Path) -> None:
     os.chmod(path, 0o777 & ~_umask())
 
 
+# Directories (or files) of these names are not part of a source tree's identity.
 _SKIP = frozenset({".git", ".hg", ".svn", "__pycache__", "build", "dist", ".venv", ".tox"})
+
+
+def _tree_files(root: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """(relative posix path, entry) of the files :func:`tree_hash` reads, in its order: regular
+    files and symlinks to files, not under a skipped name (symlinked directories are not
+    followed; a file named ``*.egg-info`` is skipped)."""
+
+    def entries(
+        directory: str, prefix: tuple[str, ...]
+    ) -> Iterator[tuple[tuple[str, ...], os.DirEntry[str]]]:
+        try:
+            with os.scandir(directory) as it:
+                found = list(it)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in found:
+            if entry.name in _SKIP:
+                continue
+            parts = (*prefix, entry.name)
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    yield from entries(entry.path, parts)
+                elif entry.is_file() and not entry.name.endswith(".egg-info"):
+                    yield parts, entry
+            except FileNotFoundError:
+                continue  # gone while walking
+
+    # sorted by path parts, like pathlib's Path ordering ("a/b" before "a-c")
+    for parts, entry in sorted(entries(str(root), ()), key=lambda item: item[0]):
+        yield "/".join(parts), entry
+
+
+def _file_digest(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").digest()
 
 
 def tree_hash(path: Path) -> str:
     """sha256 over a source tree's files (sorted relative paths and contents; VCS and
-    build directories skipped): the identity of a local directory to build."""
-    import hashlib
+    build directories skipped): the identity of a local directory to build. For a file,
+    the sha256 of its content."""
+    return _tree_hash(path, _file_digest)
 
+
+def _tree_hash(path: Path, file_digest: FileDigest) -> str:
     if path.is_file():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    skip = _SKIP
+        return file_digest(str(path)).hex()
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        rel = file.relative_to(path)
-        if skip & set(rel.parts) or rel.name.endswith(".egg-info"):
-            continue
-        digest.update(rel.as_posix().encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
+    for rel, entry in _tree_files(path):
+        digest.update(rel.encode() + b"\0" + file_digest(entry.path))
     return digest.hexdigest()
 
 
 class HashCache:
-    """Content hashes of files and trees, reused while their stat signature is unchanged.
+    """:func:`tree_hash` values, reused while a cheap stat signature of what they were
+    computed from is unchanged, so that a no-op run does not read large local trees again.
 
-    The signature is cheap (one ``stat`` per file); the content hash is recomputed only
-    when it changes. Entries written less than 2 s after a file's mtime are not trusted
-    (a write within the same mtime tick could go unseen: git's "racy" rule). Kept in a JSON
-    file, written atomically by :meth:`save` when something changed. Thread-safe.
+    The signature of a file is its (size, mtime_ns, inode); of a directory, the sorted
+    (relative path, size, mtime_ns, inode) of every file ``tree_hash`` reads. An entry whose
+    newest mtime is within :attr:`RACY_SECONDS` of the time it was hashed is not trusted
+    (the file may have changed again within the filesystem's mtime granularity, as git's
+    "racy" index entries): it is hashed again. Thread-safe; :meth:`save` persists the
+    entries (atomically, and only when something changed) to ``path``, a JSON file.
     """
 
     RACY_SECONDS = 2.0
+    VERSION = 1
 
     def __init__(self, path: Path) -> None:
-        import json
-        import threading
-
         self.path = path
         self._lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
+        self._entries: dict[str, dict[str, Any]] | None = None  # loaded on first use
         self._dirty = False
-        try:
-            self._entries: dict[str, list[Any]] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            self._entries = {}
 
     def tree(self, path: Path) -> str:
-        """``tree_hash(path)``, from the cache when the path's signature is unchanged."""
-        import time
-
-        key = str(path.resolve())
-        signature, newest = _signature(path)
+        """The same value as ``tree_hash(path)``, from the cache when ``path`` is unchanged."""
+        key = os.path.abspath(path)
         with self._lock:
-            entry = self._entries.get(key)
-        if entry and entry[0] == signature and entry[2] - newest > self.RACY_SECONDS:
-            return str(entry[1])
-        now = time.time()
-        digest = tree_hash(path)
-        with self._lock:
-            self._entries[key] = [signature, digest, now]
-            self._dirty = True
-        return digest
+            entries = self._load()
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:  # one thread hashes a given path; the others then find it cached
+            now = time.time_ns()  # taken before the signature and any read
+            signature, newest = self._signature(path)
+            with self._lock:
+                entry = entries.get(key)
+            if (
+                entry is not None
+                and entry.get("sig") == signature
+                and entry.get("newest", 0) < entry.get("at", 0) - self.RACY_SECONDS * 1e9
+            ):
+                return str(entry["hash"])
+            value = _tree_hash(path, self._file_digest)
+            with self._lock:
+                entries[key] = {"sig": signature, "hash": value, "newest": newest, "at": now}
+                self._dirty = True
+            return value
 
     def save(self) -> None:
-        """Write the cache if anything changed (never fails a run: it is only a cache)."""
-        import json
-
+        """Write the cache file if an entry was added or changed since it was read."""
         with self._lock:
-            if not self._dirty:
+            if not self._dirty or self._entries is None:
                 return
-            text = json.dumps(self._entries, sort_keys=True)
+            doc = {"version": self.VERSION, "entries": self._entries}
+            atomic_write(self.path, json.dumps(doc, sort_keys=True, separators=(",", ":")))
             self._dirty = False
-        try:
-            atomic_write(self.path, text)
-        except OSError:
-            pass  # a read-only workspace: hashes are recomputed next time
 
+    def _file_digest(self, path: str) -> bytes:
+        """The sha256 digest of one file's content (the only place contents are read)."""
+        return _file_digest(path)
 
-def _signature(path: Path) -> tuple[str, float]:
-    """(digest of the stat data of every file ``tree_hash`` reads, newest mtime)."""
-    import hashlib
+    def _load(self) -> dict[str, dict[str, Any]]:
+        if self._entries is None:
+            try:
+                doc = json.loads(self.path.read_bytes())
+                entries = doc["entries"] if doc.get("version") == self.VERSION else {}
+                self._entries = entries if isinstance(entries, dict) else {}
+            except (OSError, ValueError, TypeError, KeyError, AttributeError):
+                self._entries = {}  # absent or unreadable: start empty
+        return self._entries
 
-    digest = hashlib.sha256()
-    newest = 0.0
-    for rel, st in _walk(path):
-        digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
-        newest = max(newest, st.st_mtime)
-    return digest.hexdigest(), newest
-
-
-def _walk(path: Path) -> list[tuple[str, os.stat_result]]:
-    if path.is_file():
-        return [("", path.stat())]
-    out: list[tuple[str, os.stat_result]] = []
-    stack = [(path, "")]
-    while stack:
-        directory, prefix = stack.pop()
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                if entry.name in _SKIP or entry.name.endswith(".egg-info"):
-                    continue
-                rel = f"{prefix}{entry.name}"
-                if entry.is_dir():
-                    stack.append((Path(entry.path), rel + "/"))
-                elif entry.is_file():
-                    out.append((rel, entry.stat()))
-    return sorted(out, key=lambda item: item[0])
+    @staticmethod
+    def _signature(path: Path) -> tuple[str, int]:
+        """(digest of the stat signature, newest mtime_ns in it)."""
+        if path.is_file():
+            st = path.stat()
+            return f"f:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}", st.st_mtime_ns
+        digest = hashlib.sha256(b"d")
+        newest = 0
+        for rel, entry in _tree_files(path):
+            st = entry.stat()  # follows a symlink to its file, like the content read
+            digest.update(f"{rel}\0{st.st_size}:{st.st_mtime_ns}:{st.st_ino}\n".encode())
+            newest = max(newest, st.st_mtime_ns)
+        return "d:" + digest.hexdigest(), newest

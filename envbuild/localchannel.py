@@ -173,6 +173,7 @@ def build_channel(recipes_dir: Path, channel_dir: Path) -> None:
             for subdir in recipe.subdirs or ("noarch",):
                 build_package(recipe, subdir, staging / subdir)
         asyncio.run(index_fs(staging, write_zst=False, write_shards=False, force=True))
+        (staging / BUILT_FROM).write_text(recipes_hash(recipes_dir) + "\n", encoding="utf-8")
         old = channel_dir.with_name(channel_dir.name + ".old")
         if channel_dir.exists():
             channel_dir.rename(old)
@@ -181,6 +182,26 @@ def build_channel(recipes_dir: Path, channel_dir: Path) -> None:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("built channel %s from %d recipes", channel_dir, len(recipes))
+
+
+BUILT_FROM = ".built-from"  # in a built channel: the hash of the recipes it was built from
+
+
+def recipes_hash(recipes_dir: Path) -> str:
+    """The content hash of a recipes directory (what a built channel is made from)."""
+    from envbuild.fs import tree_hash
+
+    return tree_hash(recipes_dir)
+
+
+def is_built(recipes_dir: Path, channel_dir: Path) -> bool:
+    """True when ``channel_dir`` was built from the recipes as they are now (decided from
+    the files: the channel records the hash of its recipes)."""
+    try:
+        built = (channel_dir / BUILT_FROM).read_text(encoding="utf-8").strip()
+    except OSError:
+        return False
+    return built == recipes_hash(recipes_dir)
 
 
 def channel_targets(channel_dir: Path, recipes: list[Recipe]) -> list[Path]:

@@ -38,7 +38,6 @@ class ChannelTask:
     name: str
     recipes: Path
     out: Path
-    file_dep: tuple[Path, ...]
     targets: tuple[Path, ...]
 
 
@@ -56,7 +55,6 @@ def channel_tasks(ws: Workspace) -> list[ChannelTask]:
                 name=name,
                 recipes=recipes,
                 out=out,
-                file_dep=tuple(sorted(recipes.glob("*.toml"))),
                 targets=tuple(channel_targets(out, load_recipes(recipes))),
             )
         )
@@ -122,14 +120,21 @@ def run_channel(task: ChannelTask) -> None:
     build_channel(task.recipes, task.out)
 
 
+def _channel_built(spec: ChannelTask) -> bool:
+    """A local channel is up to date when it records the hash of its current recipes."""
+    from envbuild.localchannel import is_built
+
+    return is_built(spec.recipes, spec.out)
+
+
 def _channel_dicts(ws: Workspace) -> Iterator[dict[str, Any]]:
     yield {"basename": "channel", "name": None, "doc": "Build local channels from recipes."}
     for task in channel_tasks(ws):
         yield {
             "name": task.name,
             "actions": [(_guarded, [f"channel {task.name}", run_channel, task])],
-            "file_dep": [str(p) for p in task.file_dep],
             "targets": [str(p) for p in task.targets],
+            "uptodate": [(_channel_built, [task], {})],
             "clean": True,
         }
 
