@@ -170,6 +170,51 @@ def _resolve_options(args: list[str]) -> tuple[list[str], bool, bool]:
     return out, check, as_json
 
 
+def _alias_option(args: list[str]) -> tuple[list[str], str]:
+    """Take ``--alias NAME:TAG`` out of an ``upload`` run's argv."""
+    if "--alias" not in args and not any(a.startswith("--alias=") for a in args):
+        return args, ""
+    out, alias = [], ""
+    items = iter(args)
+    for arg in items:
+        if arg == "--alias":
+            alias = next(items, "")
+        elif arg.startswith("--alias="):
+            alias = arg.removeprefix("--alias=")
+        else:
+            out.append(arg)
+    if "upload" not in out:
+        raise EnvbuildError("--alias goes with the upload task: envbuild upload --alias NAME:TAG")
+    if not alias:
+        raise EnvbuildError("--alias needs a value: --alias NAME:TAG (e.g. team/app:latest)")
+    from envbuild.ids import parse_env_ref
+
+    parse_env_ref(alias)  # validates the name and tag (one line per problem)
+    return out, alias
+
+
+def set_workspace_alias(root: Path, args: list[str], alias: str) -> None:
+    """After a successful upload: point ``alias`` at the env the run uploaded (the one env
+    of ``env=`` or of the workspace), over the archs selected."""
+    from envbuild.aliases import set_alias
+    from envbuild.artifacts.stages import artifact_context
+    from envbuild.resolve.stage import split_names
+
+    ws = load_workspace(root.resolve())
+    variables = dict(a.split("=", 1) for a in args if "=" in a and not a.startswith("-"))
+    envs = split_names(variables.get("env")) or {e.name for e in ws.envs}
+    if len(envs) != 1:
+        raise EnvbuildError(
+            f"--alias {alias} names one env, and this run uploaded {len(envs)}: add env=NAME"
+        )
+    (env,) = envs
+    archs = split_names(variables.get("arch"))
+    locks = _locks(ws, env, None)
+    locks = [x for x in locks if not archs or x.env_id.arch in archs]
+    set_alias(artifact_context(ws).store, alias, locks)
+    print(f"alias {alias} -> {env} ({', '.join(x.env_id.arch for x in locks)})")
+
+
 def run_check(root: Path, args: list[str], as_json: bool) -> int:
     """``envbuild resolve --check``: list every lock that is not current, with the reason;
     writes nothing. Exit 1 when any lock is missing, stale, damaged or orphaned."""
@@ -227,7 +272,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, check, as_json = _resolve_options(args)
         if check:
             return run_check(root, args, as_json)
-        return _run_doit(args, root)
+        args, alias = _alias_option(args)
+        code = _run_doit(args, root)
+        if code == 0 and alias:
+            set_workspace_alias(root, args, alias)
+        return code
     except EnvbuildError as exc:
         _print_err(str(exc))
         return exc.exit_code

@@ -28,7 +28,8 @@ PRIORITIES = ("strict", "flexible", "disabled")
 WORKSPACE_KEYS = (
     "archs", "channel-priority", "channels", "exclude-newer", "extra-indexes", "local-channels",
     "locks-dir", "no-binary", "only-binary", "preferred-format", "pypi-index", "pypi-resolver",
-    "python-source", "solve-timeout", "store", "virtual-packages",
+    "python-source", "solve-timeout", "store", "store-endpoint", "store-profile",
+    "store-region", "virtual-packages",
 )  # fmt: skip
 ENV_KEYS = (
     "archs", "channel-priority", "channels", "conda", "exclude-newer", "extra-indexes", "file",
@@ -237,6 +238,11 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
         if (spec := _env_spec(check, root, name, envs[name], defaults, local)) is not None
     ]
     store = check.string("workspace", ws, "store") or ".envbuild/store"
+    store_options = tuple(
+        (key, value)
+        for key in ("store-endpoint", "store-region", "store-profile")
+        if (value := check.string("workspace", ws, key))
+    )
     locks_dir = check.string("workspace", ws, "locks-dir") or "locks"
     if check.problems:
         raise SpecError(check.problems)
@@ -244,6 +250,7 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
         root=root,
         envs=tuple(specs),
         store=store,
+        store_options=store_options,
         locks_dir=locks_dir,
         preferred_format=fmt,
         local_channels=tuple(sorted(local.items())),

@@ -198,6 +198,8 @@ class Workspace:
     root: Path
     envs: tuple[EnvSpec, ...]
     store: str = ".envbuild/store"
+    # (key, value) of store-endpoint, store-region, store-profile: added to boto3's config
+    store_options: tuple[tuple[str, str], ...] = ()
     locks_dir: str = "locks"
     preferred_format: str = ".conda"  # used by the artifact stage (transmutation)
     local_channels: tuple[tuple[str, str], ...] = ()  # (name, recipes dir) built by a task

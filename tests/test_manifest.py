@@ -47,7 +47,7 @@ def test_allowed_keys() -> None:
     assert WS_KEYS == (
         "archs, channel-priority, channels, exclude-newer, extra-indexes, local-channels, "
         "locks-dir, no-binary, only-binary, preferred-format, pypi-index, pypi-resolver, "
-        "python-source, solve-timeout, store, virtual-packages"
+        "python-source, solve-timeout, store, store-endpoint, store-profile, store-region, virtual-packages"
     )
     assert ENV_KEY_LIST == (
         "archs, channel-priority, channels, conda, exclude-newer, extra-indexes, file, "

@@ -286,13 +286,19 @@ class ArtifactRun:
 def artifact_context(ws: Workspace) -> ArtifactContext:
     """The context of the artifact stages of workspace ``ws``."""
     from envbuild.platforms import host_arch
-    from envbuild.store import open_store
+    from envbuild.store import StoreConfig, open_store
 
+    options = dict(ws.store_options)
+    config = StoreConfig(
+        endpoint_url=options.get("store-endpoint"),
+        region=options.get("store-region"),
+        profile=options.get("store-profile"),
+    )
     pairs = sorted({pair for env in ws.envs for pair in env.credentials})
     return ArtifactContext(
         root=ws.root,
         cache=PackageCache(ws.state_dir / "pkgs"),
-        store=open_store(ws.store, ws.root),
+        store=open_store(ws.store, ws.root, config),
         credentials=Credentials(tuple(pairs)),
         host_arch=host_arch(),
         preferred_format=ws.preferred_format,
