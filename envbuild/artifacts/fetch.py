@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import shutil
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -64,13 +65,31 @@ class Credentials:
                 if parts.hostname and urlsplit(public).netloc == host and "@" in parts.netloc:
                     url = urlunsplit(urlsplit(url)._replace(netloc=parts.netloc))
                     break
+        url = os.path.expandvars(url)  # ${VAR} references in the manifest's URLs
         parts = urlsplit(url)
         if "@" in parts.netloc:
             userinfo, _, hostport = parts.netloc.rpartition("@")
             token = base64.b64encode(unquote(userinfo).encode("utf-8")).decode("ascii")
             headers["Authorization"] = f"Basic {token}"
             url = urlunsplit(parts._replace(netloc=hostport))
+        elif parts.scheme in ("http", "https") and (login := _netrc_login(parts.hostname or "")):
+            token = base64.b64encode(login.encode("utf-8")).decode("ascii")
+            headers["Authorization"] = f"Basic {token}"
         return url, headers
+
+
+def _netrc_login(host: str) -> str:
+    """``user:password`` for ``host`` from the user's netrc (``$NETRC`` or ``~/.netrc``)."""
+    import netrc
+
+    path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
+    try:
+        found = netrc.netrc(path).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return ""
+    if not found or found[2] is None:
+        return ""
+    return f"{found[0]}:{found[2]}"
 
 
 @dataclass(frozen=True, slots=True)
