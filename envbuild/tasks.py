@@ -80,7 +80,7 @@ def _user_error(what: str, exc: EnvbuildError) -> Exception:
     return _user_error_type()(f"{what}: {exc}")
 
 
-def _reporter() -> type:
+def _reporter(summary: Callable[[], list[str]] = list) -> type:
     """doit's console reporter, except that user errors go to stderr as
     ``envbuild: error: ...`` lines, once, without doit's failure dump."""
     from doit.reporter import ConsoleReporter
@@ -99,6 +99,8 @@ def _reporter() -> type:
 
         def complete_run(self) -> None:
             self.failures = [r for r in self.failures if not self._user(r)]
+            for line in summary():  # one line per stage that did work
+                sys.stderr.write(line + "\n")
             super().complete_run()
 
     return Reporter
@@ -206,6 +208,7 @@ def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) 
     """
     root_path = Path(root)
     cache: list[Workspace] = [preloaded] if preloaded is not None else []
+    runs: list[Any] = []  # the artifact stages' shared state, made once per load
 
     def workspace() -> Workspace:
         from doit.exceptions import InvalidDodoFile
@@ -223,8 +226,6 @@ def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) 
 
     def task_resolve() -> Iterator[dict[str, Any]]:
         return _resolve_dicts(workspace())
-
-    runs: list[Any] = []  # the artifact stages' shared state, made once per load
 
     def artifacts() -> Any:
         from envbuild.artifacts.stages import ArtifactRun
@@ -255,7 +256,7 @@ def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) 
             "verbosity": 1,
             "num_process": 4,
             "par_type": "thread",
-            "reporter": _reporter(),
+            "reporter": _reporter(lambda: runs[0].summary() if runs else []),
         },
         "task_channel": task_channel,
         "task_resolve": task_resolve,

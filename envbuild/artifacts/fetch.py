@@ -158,12 +158,14 @@ class Fetcher:
         credentials: Credentials = Credentials(),
         http: Http = urllib_open,
         workers: int = 8,
+        progress: Callable[[int, int, int], None] | None = None,
     ) -> None:
         self.cache = cache
         self.store = store
         self.credentials = credentials
         self.http = http
         self.workers = workers
+        self.progress = progress  # (done, total, bytes) after each download
 
     def fetch(self, items: Sequence[Wanted]) -> FetchReport:
         report = FetchReport()
@@ -181,8 +183,18 @@ class Fetcher:
         if self.store is not None and todo:
             keys = [w.store_key for w in todo if w.store_key]
             in_store = set(keys) - self.store.missing(keys)
+        done = [0, 0]
+
+        def one(item: Wanted) -> tuple[str, int, list[str]]:
+            result = self._one(item, item.store_key in in_store)
+            if self.progress is not None:
+                done[0] += 1
+                done[1] += result[1]
+                self.progress(done[0], len(todo), done[1])
+            return result
+
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(todo) or 1))) as pool:
-            results = list(pool.map(lambda w: self._one(w, w.store_key in in_store), todo))
+            results = list(pool.map(one, todo))
         failed = []
         for item, (where, size, problems) in zip(todo, results, strict=True):
             report.problems += problems

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,8 +65,12 @@ def published(ctx: ArtifactContext, lock: Lock) -> bool:
 
 
 def fetch(ctx: ArtifactContext, lock: Lock) -> FetchReport:
-    """Every file of the lock into the cache (store first, origin second, verified)."""
-    fetcher = Fetcher(ctx.cache, ctx.store, ctx.credentials, workers=ctx.workers)
+    """Every file of the lock into the cache (store first, origin second, verified); a
+    progress line on a terminal."""
+    name = f"{lock.name}@{lock.env_id.arch}"
+    fetcher = Fetcher(
+        ctx.cache, ctx.store, ctx.credentials, workers=ctx.workers, progress=tty_progress(name)
+    )
     return fetcher.fetch(wanted(lock, ctx.root, package_key))
 
 
@@ -77,6 +82,21 @@ def fetched(ctx: ArtifactContext, lock: Lock) -> bool:
         )
     except EnvbuildError:
         return False
+
+
+def tty_progress(name: str) -> Callable[[int, int, int], None] | None:
+    """A progress line on stderr when it is a terminal (nothing otherwise)."""
+    import sys
+
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int, size: int) -> None:
+        end = "\n" if done == total else ""
+        sys.stderr.write(f"\r  fetch {name}: {done}/{total} files, {size / 1e6:.1f} MB{end}")
+        sys.stderr.flush()
+
+    return show
 
 
 # --------------------------------------------------------------------------- transmute
@@ -228,6 +248,23 @@ class ArtifactRun:
         self._ctx: ArtifactContext | None = None
         self._published: set[str] = set()
         self._lock = threading.Lock()
+        self.stats: dict[str, list[int]] = {}  # stage -> [subtasks, items, bytes]
+
+    def _count(self, stage: str, items: int, size: int = 0) -> None:
+        with self._lock:
+            row = self.stats.setdefault(stage, [0, 0, 0])
+            row[0] += 1
+            row[1] += items
+            row[2] += size
+
+    def summary(self) -> list[str]:
+        """One line per stage that ran in this process: counts and bytes."""
+        what = {"fetch": "files fetched", "build": "wheels built", "transmute": "packages transmuted",
+                "upload": "objects uploaded"}  # fmt: skip
+        return [
+            f"{stage}: {row[0]} env x arch, {row[1]} {what[stage]} ({row[2] / 1e6:.1f} MB)"
+            for stage, row in sorted(self.stats.items(), key=lambda kv: list(what).index(kv[0]))
+        ]
 
     @property
     def ctx(self) -> ArtifactContext:
@@ -270,16 +307,23 @@ class ArtifactRun:
         name = f"{lock.name}@{lock.env_id.arch}"
         ctx = self.ctx
         if stage == "fetch":
-            REPORT.info("fetched %s: %s", name, fetch(ctx, lock).summary())
+            report = fetch(ctx, lock)
+            self._count(stage, report.from_store + report.from_origin, report.bytes)
+            REPORT.info("fetched %s: %s", name, report.summary())
         elif stage == "build":
-            if count := wheels.build(ctx, lock):
+            count = wheels.build(ctx, lock)
+            self._count(stage, count)
+            if count:
                 REPORT.info("built %s: %d wheels", name, count)
         elif stage == "transmute":
-            if count := transmute(ctx, lock):
+            count = transmute(ctx, lock)
+            self._count(stage, count)
+            if count:
                 REPORT.info("transmuted %s: %d packages", name, count)
         elif stage == "upload":
             written, size = upload(ctx, lock)
             self._published.add(descriptor_key(lock))
+            self._count(stage, written, size)
             REPORT.info("uploaded %s: %d objects (%.1f MB)", name, written, size / 1e6)
 
 
