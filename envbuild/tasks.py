@@ -199,6 +199,25 @@ def _artifact_dicts(ws: Workspace, stage: str, run: Any) -> Iterator[dict[str, A
         }
 
 
+def _create_dicts(ws: Workspace, run: Any) -> Iterator[dict[str, Any]]:
+    """One subtask per env that targets this machine's arch: the env on disk, up to date
+    when its marker names the lock's ids."""
+    from doit import get_var
+
+    from envbuild.artifacts.stages import DOCS
+    from envbuild.platforms import host_arch
+
+    envs = split_names(get_var("env"))
+    yield {"basename": "create", "name": None, "doc": DOCS["create"]}
+    for task in resolve_tasks(ws, envs, {host_arch()}):
+        yield {
+            "name": task.env.name,
+            "actions": [(_guarded, [f"create {task.env.name}", run.run, "create", task.lock])],
+            "task_dep": [f"transmute:{task.name}", f"build:{task.name}"],
+            "uptodate": [(run.done, ["create", task.lock], {})],
+        }
+
+
 def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) -> dict[str, Any]:
     """doit task creators (and DOIT_CONFIG) for the workspace at ``root`` (``preloaded``:
     its already parsed manifest, to avoid parsing it twice).
@@ -246,6 +265,9 @@ def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) 
     def task_upload() -> Iterator[dict[str, Any]]:
         return _artifact_dicts(workspace(), "upload", artifacts())
 
+    def task_create() -> Iterator[dict[str, Any]]:
+        return _create_dicts(workspace(), artifacts())
+
     state = root_path / ".envbuild"
     state.mkdir(parents=True, exist_ok=True)
     return {
@@ -264,10 +286,16 @@ def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) 
         "task_build": task_build,
         "task_transmute": task_transmute,
         "task_upload": task_upload,
+        "task_create": task_create,
     }
 
 
-STAGES = ("channel", "resolve", *ARTIFACT_STAGES)  # envbuild's own creators, in graph order
+STAGES = (
+    "channel",
+    "resolve",
+    *ARTIFACT_STAGES,
+    "create",
+)  # envbuild's own creators, in graph order
 
 
 def task_loader(
@@ -312,6 +340,7 @@ __all__ = [  # noqa: F822
     "DOIT_CONFIG",
     "task_build",
     "task_channel",
+    "task_create",
     "task_fetch",
     "task_resolve",
     "task_transmute",

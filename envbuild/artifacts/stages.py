@@ -233,6 +233,7 @@ DOCS = {
     "build": "Build a wheel for each lock entry that needs one, unless the store or cache has a fitting one.",
     "transmute": "Convert conda packages to the workspace's preferred format (.conda or .tar.bz2).",
     "upload": "Push each env x arch's files to the store, then its descriptor (filters: env=, arch=).",
+    "create": "Create (or update in place) each env for this machine's arch under .envbuild/envs/NAME.",
 }
 
 
@@ -249,6 +250,7 @@ class ArtifactRun:
         self._published: set[str] = set()
         self._lock = threading.Lock()
         self.stats: dict[str, list[int]] = {}  # stage -> [subtasks, items, bytes]
+        self._failure: EnvbuildError | None = None  # the store failed an up-to-date check
 
     def _count(self, stage: str, items: int, size: int = 0) -> None:
         with self._lock:
@@ -260,7 +262,7 @@ class ArtifactRun:
     def summary(self) -> list[str]:
         """One line per stage that ran in this process: counts and bytes."""
         what = {"fetch": "files fetched", "build": "wheels built", "transmute": "packages transmuted",
-                "upload": "objects uploaded"}  # fmt: skip
+                "upload": "objects uploaded", "create": "packages linked"}  # fmt: skip
         return [
             f"{stage}: {row[0]} env x arch, {row[1]} {what[stage]} ({row[2] / 1e6:.1f} MB)"
             for stage, row in sorted(self.stats.items(), key=lambda kv: list(what).index(kv[0]))
@@ -291,17 +293,39 @@ class ArtifactRun:
             lock = read_lock(lock_path)
         except EnvbuildError:
             return False  # the action reports it
-        if self._published_now(lock):
-            return True
-        check = {"fetch": fetched, "build": wheels.built, "transmute": transmuted}.get(stage)
-        return check(self.ctx, lock) if check else False
+        if stage == "create":  # the env on disk: its marker decides
+            from envbuild.create import is_current
+
+            return is_current(self.prefix(lock.name), lock)
+        if self._failure is not None:
+            return False  # the action reports it (the store is not asked again)
+        try:
+            if self._published_now(lock):
+                return True
+            check = {"fetch": fetched, "build": wheels.built, "transmute": transmuted}.get(stage)
+            return check(self.ctx, lock) if check else False
+        except EnvbuildError as exc:  # the store (unreachable, no bucket, ...): not a traceback
+            self._failure = exc
+            return False
+
+    def prefix(self, env: str) -> Path:
+        """Where the workspace's env ``env`` is created."""
+        return self.ws.state_dir / "envs" / env
+
+    def create(self, lock: Lock) -> None:
+        _create(self, lock)
 
     def run(self, stage: str, lock_path: Path) -> None:
         """The action of ``stage`` for one lock."""
         from envbuild.artifacts import wheels
         from envbuild.lock import read_lock
 
+        if self._failure is not None:
+            raise self._failure
         lock = read_lock(lock_path)
+        if stage == "create":
+            self.create(lock)
+            return
         if self._published_now(lock):
             return
         name = f"{lock.name}@{lock.env_id.arch}"
@@ -325,6 +349,34 @@ class ArtifactRun:
             self._published.add(descriptor_key(lock))
             self._count(stage, written, size)
             REPORT.info("uploaded %s: %d objects (%.1f MB)", name, written, size / 1e6)
+
+
+def _create(run: ArtifactRun, lock: Lock) -> None:
+    from envbuild.create import create_env
+    from envbuild.materialise import local_files
+
+    ctx = run.ctx
+    files = local_files([f for f, _ in install_files(ctx, lock)], ctx.cache, ctx.store)
+    created = create_env(
+        lock, files, run.prefix(lock.name), run.ws.state_dir / "cache" / "rattler",
+        host_python=_host_python(lock),
+    )  # fmt: skip
+    run._count("create", len(created.conda_linked) + len(created.wheels_installed))
+    REPORT.info("%s %s: %s", "created" if created.fresh else "env", lock.name, created.summary())
+
+
+def _host_python(lock: Lock) -> str | None:
+    """The host interpreter of a ``python-source = "host"`` env (None for other envs, or
+    when this machine has none of that version: creation says so)."""
+    if lock.python_source != "host":
+        return None
+    from envbuild.platforms import find_host_python
+
+    major_minor = ".".join(lock.python_version.split(".")[:2])
+    try:
+        return find_host_python(f"{major_minor}.*")[0]
+    except LookupError:
+        return None
 
 
 def artifact_context(ws: Workspace) -> ArtifactContext:

@@ -16,7 +16,7 @@ from envbuild.lock import LockedPackage
 from envbuild.platforms import virtual_packages
 
 if TYPE_CHECKING:
-    from rattler import Gateway, RepoDataRecord
+    from rattler import Gateway, PackageRecord, RepoDataRecord
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +105,11 @@ def record_to_package(record: RepoDataRecord) -> LockedPackage:
     )
 
 
-def package_to_record(pkg: LockedPackage, root: Path) -> RepoDataRecord:
-    """The rattler ``RepoDataRecord`` of a locked conda package (the inverse of
-    :func:`record_to_package`); workspace-relative URLs are made absolute from ``root``."""
+def package_record(pkg: LockedPackage) -> PackageRecord:
+    """The rattler ``PackageRecord`` of a locked conda package (every repodata field)."""
     import datetime
 
-    from rattler import BuildString, NoArchType, PackageRecord, RepoDataRecord
-
-    from envbuild.channels import absolute_url
+    from rattler import BuildString, NoArchType, PackageRecord
 
     noarch = NoArchType("python" if pkg.noarch == "python" else "generic" if pkg.noarch else None)
     record = PackageRecord(
@@ -139,8 +136,18 @@ def package_to_record(pkg: LockedPackage, root: Path) -> RepoDataRecord:
         record.timestamp = datetime.datetime.fromtimestamp(pkg.timestamp / 1000, tz=datetime.UTC)
     if pkg.track_features:
         record.track_features = list(pkg.track_features)
+    return record
+
+
+def package_to_record(pkg: LockedPackage, root: Path) -> RepoDataRecord:
+    """The rattler ``RepoDataRecord`` of a locked conda package (the inverse of
+    :func:`record_to_package`); workspace-relative URLs are made absolute from ``root``."""
+    from rattler import RepoDataRecord
+
+    from envbuild.channels import absolute_url
+
     channel = absolute_url(pkg.channel, root)
-    return RepoDataRecord(record, pkg.filename, absolute_url(pkg.url, root), channel)
+    return RepoDataRecord(package_record(pkg), pkg.filename, absolute_url(pkg.url, root), channel)
 
 
 async def solve_async(request: CondaRequest, gateway: Gateway) -> list[LockedPackage]:
