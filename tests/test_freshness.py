@@ -71,10 +71,10 @@ def test_fresh_clone_of_the_demo_runs_no_resolve(tmp_path, run_cli):
     result = run_cli(clone, "resolve")
     assert_ok(result)
     assert ran(result) == set()
-    assert len(up_to_date(result)) == 8  # hello x2, tools x4, greet x2
+    assert len(up_to_date(result)) == 10  # hello x2, tools x4, greet x2, cli x2
     check = run_cli(clone, "resolve", "--check")
     assert check.returncode == 0, check.stdout + check.stderr
-    assert check.stdout == "8 locks current, 0 not current\n"
+    assert check.stdout == "10 locks current, 0 not current\n"
 
     shutil.rmtree(clone / ".envbuild")
     again = run_cli(clone, "resolve")
@@ -92,7 +92,7 @@ def test_fresh_clone_of_the_demo_runs_no_resolve(tmp_path, run_cli):
     assert check.stdout.splitlines() == [
         "locks/hello/linux-64.json: stale: spec changed: added demo-lib",
         "locks/hello/osx-arm64.json: stale: spec changed: added demo-lib",
-        "6 locks current, 2 not current",
+        "8 locks current, 2 not current",
     ]
     result = run_cli(clone, "resolve")
     assert_ok(result)

@@ -180,6 +180,8 @@ def test_demo_workspace(tmp_path, run_cli):
     ran = {ln for ln in result.stdout.splitlines() if ln.startswith(".  ")}
     assert ran == {
         ".  channel:demo",
+        ".  resolve:cli@linux-64",
+        ".  resolve:cli@osx-arm64",
         ".  resolve:greet@linux-64",
         ".  resolve:greet@osx-arm64",
         ".  resolve:hello@linux-64",
@@ -187,6 +189,8 @@ def test_demo_workspace(tmp_path, run_cli):
     } | {f".  resolve:tools@{a}" for a in ALL_ARCHS}
     channel = ws / ".envbuild" / "channels" / "demo"
     assert sorted(lock_bytes(ws)) == [
+        "locks/cli/linux-64.json",
+        "locks/cli/osx-arm64.json",
         "locks/greet/linux-64.json",
         "locks/greet/osx-arm64.json",
         "locks/hello/linux-64.json",
