@@ -92,13 +92,26 @@ def _reporter(summary: Callable[[], list[str]] = list) -> type:
             return isinstance(result["exception"], _user_error_type())
 
         def _write_failure(self, result: dict[str, Any], write_exception: bool = True) -> None:
+            from doit.exceptions import UnmetDependency
+
+            if isinstance(result["exception"], UnmetDependency):
+                return  # a task waiting on failed ones: those were reported already
             if not self._user(result):
                 super()._write_failure(result, write_exception)
                 return
             sys.stderr.write(format_error(result["exception"].message))
 
         def complete_run(self) -> None:
-            self.failures = [r for r in self.failures if not self._user(r)]
+            from doit.exceptions import UnmetDependency
+
+            failed = sorted(r["task"].name for r in self.failures if self._user(r))
+            if failed:
+                sys.stderr.write(f"envbuild: {len(failed)} failed: {', '.join(failed)}\n")
+            self.failures = [
+                r
+                for r in self.failures
+                if not self._user(r) and not isinstance(r["exception"], UnmetDependency)
+            ]
             for line in summary():  # one line per stage that did work
                 sys.stderr.write(line + "\n")
             super().complete_run()
@@ -277,6 +290,7 @@ def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) 
             "default_tasks": ["resolve", *ARTIFACT_STAGES],
             "verbosity": 1,
             "num_process": 4,
+            "continue": True,  # one failing env x arch does not stop the others
             "par_type": "thread",
             "reporter": _reporter(lambda: runs[0].summary() if runs else []),
         },
