@@ -77,7 +77,9 @@ def _user_error(what: str, exc: EnvbuildError) -> Exception:
     """A doit failure for a user error: reported on one line (plus any explanation) on
     stderr by the reporter, without a traceback."""
     FAILURES.append(exc)
-    return _user_error_type()(f"{what}: {exc}")
+    error = _user_error_type()(f"{what}: {exc}")
+    setattr(error, "cause", exc)  # noqa: B010  # the same error met by several subtasks: shown once
+    return error
 
 
 def _reporter(summary: Callable[[], list[str]] = list) -> type:
@@ -99,13 +101,18 @@ def _reporter(summary: Callable[[], list[str]] = list) -> type:
             if not self._user(result):
                 super()._write_failure(result, write_exception)
                 return
+            cause = getattr(result["exception"], "cause", None)
+            printed = self.__dict__.setdefault("printed", [])
+            if any(c is cause for c in printed):
+                return
+            printed.append(cause)
             sys.stderr.write(format_error(result["exception"].message))
 
         def complete_run(self) -> None:
             from doit.exceptions import UnmetDependency
 
             failed = sorted(r["task"].name for r in self.failures if self._user(r))
-            if failed:
+            if failed and len(self.__dict__.get("printed", [])) > 1:
                 sys.stderr.write(f"envbuild: {len(failed)} failed: {', '.join(failed)}\n")
             self.failures = [
                 r
@@ -220,8 +227,10 @@ def _create_dicts(ws: Workspace, run: Any) -> Iterator[dict[str, Any]]:
     from envbuild.artifacts.stages import DOCS
     from envbuild.platforms import host_arch
 
-    envs = split_names(get_var("env"))
+    envs, archs = split_names(get_var("env")), split_names(get_var("arch"))
     yield {"basename": "create", "name": None, "doc": DOCS["create"]}
+    if archs and host_arch() not in archs:
+        return
     for task in resolve_tasks(ws, envs, {host_arch()}):
         yield {
             "name": task.env.name,

@@ -64,9 +64,10 @@ class PackageCache:
         st = path.stat()
         return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
 
-    def get(self, sha256: str, filename: str) -> Path | None:
+    def get(self, sha256: str, filename: str, full: bool = False) -> Path | None:
         """The cached file, verified; None when absent. A file that fails verification
-        is removed (it is never used) and reported by an exception."""
+        is removed (it is never used) and reported by an exception. ``full``: hash the
+        bytes even when the stat signature is the verified one (before linking into an env)."""
         path = self.path(sha256, filename)
         try:
             signature = self._signature(path)
@@ -74,7 +75,7 @@ class PackageCache:
             return None
         stamp = self._stamp(path)
         try:
-            if stamp.read_text(encoding="utf-8") == signature:
+            if not full and stamp.read_text(encoding="utf-8") == signature:
                 return path
         except OSError:
             pass

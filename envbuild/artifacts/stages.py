@@ -80,7 +80,8 @@ def fetched(ctx: ArtifactContext, lock: Lock) -> bool:
         return all(
             ctx.cache.get(w.sha256, w.filename) is not None for w in wanted(lock, ctx.root, None)
         )
-    except EnvbuildError:
+    except EnvbuildError as exc:  # a corrupt cached file, removed by the check: say so
+        log.warning("%s", exc)
         return False
 
 
@@ -316,12 +317,34 @@ class ArtifactRun:
         _create(self, lock)
 
     def run(self, stage: str, lock_path: Path) -> None:
-        """The action of ``stage`` for one lock."""
-        from envbuild.artifacts import wheels
-        from envbuild.lock import read_lock
+        """The action of ``stage`` for one lock. A failure of the whole store (unreachable,
+        no bucket, no access, misconfigured) is kept: every later subtask of the run raises
+        that same error object, so that it can be reported once."""
+        from envbuild.store.errors import (
+            BucketNotFoundError,
+            StoreAccessError,
+            StoreConfigError,
+            StoreUnreachableError,
+        )
 
         if self._failure is not None:
             raise self._failure
+        try:
+            self._run(stage, lock_path)
+        except (StoreUnreachableError, BucketNotFoundError, StoreAccessError,
+                StoreConfigError) as exc:  # fmt: skip
+            with self._lock:
+                if self._failure is None:
+                    self._failure = exc
+                first = self._failure
+            if first is exc:
+                raise
+            raise first from None
+
+    def _run(self, stage: str, lock_path: Path) -> None:
+        from envbuild.artifacts import wheels
+        from envbuild.lock import read_lock
+
         lock = read_lock(lock_path)
         if stage == "create":
             self.create(lock)
@@ -362,7 +385,7 @@ def _create(run: ArtifactRun, lock: Lock) -> None:
         host_python=_host_python(lock),
     )  # fmt: skip
     run._count("create", len(created.conda_linked) + len(created.wheels_installed))
-    REPORT.info("%s %s: %s", "created" if created.fresh else "env", lock.name, created.summary())
+    REPORT.info("env %s: %s", lock.name, created.summary())  # created: ... | updated: ...
 
 
 def _host_python(lock: Lock) -> str | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,10 +88,30 @@ def built(ctx: ArtifactContext, lock: Lock) -> bool:
         return False
 
 
+_SOURCE_LOCKS: dict[str, threading.Lock] = {}  # source key -> held while it is built
+_SOURCE_LOCKS_GUARD = threading.Lock()
+
+
+def _source_lock(key: str) -> threading.Lock:
+    with _SOURCE_LOCKS_GUARD:
+        return _SOURCE_LOCKS.setdefault(key, threading.Lock())
+
+
 def build(ctx: ArtifactContext, lock: Lock) -> int:
     """Build what has no fitting wheel yet; returns how many wheels were built. A wheel
     that fits this host but not the lock's arch is kept (it serves this arch's envs) and
-    the error names the arch of runner needed."""
+    the error names the arch of runner needed.
+
+    The build subtasks of a run are threads: the sources of ``lock`` are held (in sorted
+    order, so two subtasks cannot deadlock) while it builds, so that a source shared by
+    several envs and archs is built once, and the others find its wheel."""
+    with contextlib.ExitStack() as held:
+        for key in sorted({_source_key(p) for p in to_build(lock)}):
+            held.enter_context(_source_lock(key))
+        return _build(ctx, lock)
+
+
+def _build(ctx: ArtifactContext, lock: Lock) -> int:
     from envbuild.artifacts.build import (
         build_environment,
         build_python,
