@@ -183,7 +183,9 @@ def _resolve_dicts(ws: Workspace) -> Iterator[dict[str, Any]]:
             "name": task.name,
             "actions": [(_guarded, [f"resolve {task.name}", run_resolve, task, hasher, update])],
             "targets": [str(task.lock)],
-            "task_dep": list(task.task_dep),
+            # doit "setup" tasks run only when this task is not up to date: a fresh clone
+            # with current locks does not even build its local channels
+            "setup": list(task.task_dep),
             "uptodate": [(is_current, [task, hasher, update], {})],
             "clean": True,
         }
@@ -215,6 +217,7 @@ def _artifact_dicts(ws: Workspace, stage: str, run: Any) -> Iterator[dict[str, A
             "name": task.name,
             "actions": [(_guarded, [f"{stage} {task.name}", run.run, stage, task.lock])],
             "task_dep": deps,
+            "setup": list(task.task_dep) if stage == "fetch" else [],  # local channels
             "uptodate": [(run.done, [stage, task.lock], {})],
         }
 
