@@ -267,6 +267,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"envbuild {__version__}")
         return 0
     try:
+        from envbuild.commands import dispatch
+
+        # create REF / --from-bundle, pack, alias, get, show REF: envbuild/commands.py
+        if (done := dispatch(args, root)) is not None:
+            return done
         if args[:1] and args[0] in OWN_COMMANDS:
             return _own_command(args, root)
         args, check, as_json = _resolve_options(args)
