@@ -71,10 +71,7 @@ def make_request(
 
 def record_to_package(record: RepoDataRecord) -> LockedPackage:
     """A rattler record as a LockedPackage, with credentials removed from URLs."""
-    import json
-
     ts = record.timestamp
-    raw = json.loads(record.to_json())
     return LockedPackage(
         kind="conda",
         name=record.name.normalized,
@@ -96,9 +93,9 @@ def record_to_package(record: RepoDataRecord) -> LockedPackage:
         track_features=tuple(str(t) for t in record.track_features),
         license_family=str(record.license_family or ""),
         features=str(record.features or ""),
-        # as the repodata gives them (rattler's properties derive them from the subdir)
-        arch=str(raw.get("arch") or ""),
-        platform=str(raw.get("platform") or ""),
+        # as the repodata gives them (a solved record does not derive them from the subdir)
+        arch=str(record.arch or ""),
+        platform=str(record.platform or ""),
         legacy_bz2_md5=record.legacy_bz2_md5.hex() if record.legacy_bz2_md5 else "",
         legacy_bz2_size=record.legacy_bz2_size or 0,
         python_site_packages_path=str(record.python_site_packages_path or ""),
