@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -89,11 +90,18 @@ def portable_url(url: str, root: Path) -> str:
         return url
     from urllib.parse import unquote
 
-    path = Path(unquote(urlsplit(url).path))
-    try:
-        return path.relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return url
+    path = unquote(urlsplit(url).path)
+    base = _real_root(root) if root.is_absolute() else str(root.resolve())  # cwd may change
+    if path != base and not path.startswith(base.rstrip("/") + "/"):
+        return url  # outside the workspace (the common case: no Path objects, no exception)
+    return Path(path).relative_to(base).as_posix()
+
+
+@functools.lru_cache(maxsize=64)
+def _real_root(root: Path) -> str:
+    """``root`` resolved, once per process: every package URL of every lock goes through
+    :func:`portable_url`, and resolving costs syscalls (60 locks: ~50 ms)."""
+    return str(root.resolve())
 
 
 def absolute_url(url: str, root: Path) -> str:
