@@ -322,6 +322,31 @@ STAGES = (
     *ARTIFACT_STAGES,
     "create",
 )  # envbuild's own creators, in graph order
+# What each stage's tasks may depend on (setup and task_dep), directly or not.
+_UPSTREAM = {
+    "channel": (),
+    "resolve": ("channel",),
+    "fetch": ("channel", "resolve"),
+    "build": ("channel", "resolve", "fetch"),
+    "transmute": ("channel", "resolve", "fetch"),
+    "upload": ("channel", "resolve", "fetch", "build", "transmute"),
+    "create": ("channel", "resolve", "fetch", "build", "transmute"),
+}
+
+
+def needed_stages(pos_args: list[str], namespace: Mapping[str, Any]) -> set[str] | None:
+    """The stages a run of ``pos_args`` needs (the named ones and what they depend on), so
+    that ``envbuild resolve`` does not make the artifact stages' tasks; None for all (a
+    name envbuild does not know). No task named: the default tasks."""
+    names = [a.split(":", 1)[0] for a in pos_args if "=" not in a and not a.startswith("-")]
+    if not names:
+        names = list(namespace["DOIT_CONFIG"].get("default_tasks", ()))
+    needed: set[str] = set()
+    for name in names:
+        if name not in _UPSTREAM:
+            return None
+        needed.update((name, *_UPSTREAM[name]))
+    return needed
 
 
 def task_loader(
@@ -347,7 +372,10 @@ def task_loader(
     class Loader(ModuleTaskLoader):  # type: ignore[misc]
         def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Any]:
             tasks: list[Any] = []
+            needed = needed_stages(pos_args, self.namespace) if cmd.execute_tasks else None
             for name, given in creators:
+                if needed is not None and given is None and name not in needed:
+                    continue  # a stage the requested tasks cannot depend on
                 creator = given or self.namespace[f"task_{name}"]
                 delayed = getattr(creator, "doit_create_after", None)
                 if delayed is not None and cmd.execute_tasks:

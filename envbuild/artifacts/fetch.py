@@ -6,7 +6,6 @@ import base64
 import logging
 import os
 import shutil
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +36,8 @@ class Http(Protocol):
 
 def urllib_open(url: str, headers: Mapping[str, str]) -> IO[bytes]:
     """The default :class:`Http`: urllib, 60 s timeout; proxies as the environment says."""
+    import urllib.request
+
     request = urllib.request.Request(url, headers=dict(headers))
     response: IO[bytes] = urllib.request.urlopen(request, timeout=60)
     return response
