@@ -191,7 +191,19 @@ async def solve_async(request: CondaRequest, gateway: Gateway) -> list[LockedPac
             f"could not read channels for {where}: {redact_text(str(exc).strip())}: "
             "check the channel names/URLs and that they are reachable"
         ) from None
-    return [record_to_package(r) for r in records]
+    memo = _PACKAGES.setdefault(id(gateway), (gateway, {}))[1]
+    out = []
+    for record in records:
+        package = memo.get(record.url)
+        if package is None:
+            package = memo[record.url] = record_to_package(record)
+        out.append(package)
+    return out
+
+
+# Each record converted once per Gateway (as long-lived as the repodata it caches): 60
+# solves of one workspace share most of their records. Process-global, like the Gateways.
+_PACKAGES: dict[int, tuple[Gateway, dict[str, LockedPackage]]] = {}
 
 
 def solve(request: CondaRequest, gateway: Gateway) -> list[LockedPackage]:

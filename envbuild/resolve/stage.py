@@ -148,8 +148,8 @@ def parse_update(value: str | None) -> frozenset[str] | None:
 def is_current(spec: ResolveTask, hasher: HashCache, update: frozenset[str] | None) -> bool:
     """doit's ``uptodate`` of a resolve subtask: its lock file alone decides. (The first
     parameter must not be called ``task``: doit would pass its own Task object there.)"""
-    if update is not None:
-        return False
+    if update is not None or not spec.lock.exists():
+        return False  # no lock: stale whatever the inputs (nothing to hash)
     status = lock_status(spec, hasher.tree)
     hasher.save()
     if status.state == "damaged":
