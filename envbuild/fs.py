@@ -48,10 +48,22 @@ def _umask() -> int:
     that at once could leave the process with a umask of 0."""
     with _UMASK_LOCK:
         if not _UMASK:
-            mask = os.umask(0)
-            os.umask(mask)
-            _UMASK.append(mask)
+            _UMASK.append(_read_umask())
         return _UMASK[0]
+
+
+def _read_umask() -> int:
+    """Linux says the umask in /proc without changing it (another thread creating a file
+    meanwhile would get mode 0777 from the set-and-restore dance, the fallback)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def make_dir_mode_default(path: Path) -> None:

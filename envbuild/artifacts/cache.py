@@ -87,7 +87,12 @@ class PackageCache:
                 f"{path}: cached {filename} has sha256 {actual}, the lock says {sha256}: "
                 "removed from the cache"
             )
-        _write_atomic(stamp, signature.encode())
+        try:
+            unchanged = stamp.read_text(encoding="utf-8") == signature
+        except OSError:
+            unchanged = False
+        if not unchanged:
+            _write_atomic(stamp, signature.encode())
         return path
 
     @contextmanager

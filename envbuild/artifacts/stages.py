@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -379,10 +379,17 @@ def _create(run: ArtifactRun, lock: Lock) -> None:
     from envbuild.materialise import local_files
 
     ctx = run.ctx
-    files = local_files([f for f, _ in install_files(ctx, lock)], ctx.cache, ctx.store)
+    pairs = install_files(ctx, lock)
+    cached = [(f, p) for f, p in pairs if p is not None]  # in the cache (stat-checked)
+    pulled = local_files([f for f, p in pairs if p is None], ctx.cache, ctx.store)
+
+    def verify(chosen: Sequence[tuple[InstallFile, Path]]) -> list[tuple[InstallFile, Path]]:
+        """Every byte of the files about to be linked (an update links few)."""
+        return local_files([f for f, _ in chosen], ctx.cache, ctx.store)
+
     created = create_env(
-        lock, files, run.prefix(lock.name), run.ws.state_dir / "cache" / "rattler",
-        host_python=_host_python(lock),
+        lock, cached + pulled, run.prefix(lock.name), run.ws.state_dir / "cache" / "rattler",
+        host_python=_host_python(lock), verify=verify,
     )  # fmt: skip
     run._count("create", len(created.conda_linked) + len(created.wheels_installed))
     REPORT.info("env %s: %s", lock.name, created.summary())  # created: ... | updated: ...
