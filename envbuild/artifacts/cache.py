@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from envbuild.errors import EnvbuildError
+from envbuild.fs import atomic_write
 
 CHUNK = 1 << 20
 
@@ -92,7 +93,7 @@ class PackageCache:
         except OSError:
             unchanged = False
         if not unchanged:
-            _write_atomic(stamp, signature.encode())
+            atomic_write(stamp, signature.encode())
         return path
 
     @contextmanager
@@ -132,11 +133,11 @@ class PackageCache:
             )
         os.chmod(tmp, 0o644)
         os.replace(tmp, final)
-        _write_atomic(self._stamp(final), self._signature(final).encode())
+        atomic_write(self._stamp(final), self._signature(final).encode())
 
     def record(self, name: str, data: dict[str, object]) -> None:
         """Keep a small JSON record in the cache (e.g. what a package was transmuted to)."""
-        _write_atomic(self.root / "records" / name, json.dumps(data, sort_keys=True).encode())
+        atomic_write(self.root / "records" / name, json.dumps(data, sort_keys=True).encode())
 
     def read_record(self, name: str) -> dict[str, object] | None:
         try:
@@ -144,15 +145,3 @@ class PackageCache:
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

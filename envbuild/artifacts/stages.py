@@ -376,7 +376,7 @@ class ArtifactRun:
 
 def _create(run: ArtifactRun, lock: Lock) -> None:
     from envbuild.create import create_env
-    from envbuild.materialise import local_files
+    from envbuild.materialise import host_python_for, local_files
 
     ctx = run.ctx
     pairs = install_files(ctx, lock)
@@ -389,24 +389,10 @@ def _create(run: ArtifactRun, lock: Lock) -> None:
 
     created = create_env(
         lock, cached + pulled, run.prefix(lock.name), run.ws.state_dir / "cache" / "rattler",
-        host_python=_host_python(lock), verify=verify,
+        host_python=host_python_for(lock), verify=verify,
     )  # fmt: skip
     run._count("create", len(created.conda_linked) + len(created.wheels_installed))
     REPORT.info("env %s: %s", lock.name, created.summary())  # created: ... | updated: ...
-
-
-def _host_python(lock: Lock) -> str | None:
-    """The host interpreter of a ``python-source = "host"`` env (None for other envs, or
-    when this machine has none of that version: creation says so)."""
-    if lock.python_source != "host":
-        return None
-    from envbuild.platforms import find_host_python
-
-    major_minor = ".".join(lock.python_version.split(".")[:2])
-    try:
-        return find_host_python(f"{major_minor}.*")[0]
-    except LookupError:
-        return None
 
 
 def artifact_context(ws: Workspace) -> ArtifactContext:
