@@ -35,9 +35,7 @@ def local_files(
             return file, path
         if store is None:
             raise EnvbuildError(f"{file.filename} is not in the local cache and there is no store")
-        final = cache.path(file.sha256, file.filename)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.store")
+        tmp = cache.incoming_path(file.sha256, file.filename)
         try:
             store.get_file(file.key, tmp, file.sha256)
             return file, cache.adopt(tmp, file.sha256, file.filename)

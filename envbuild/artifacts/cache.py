@@ -119,6 +119,15 @@ class PackageCache:
                 out.write(chunk)
         return self.path(sha256, filename)
 
+    def incoming_path(self, sha256: str, filename: str) -> Path:
+        """A fresh temp path beside where ``filename`` goes (unique per caller: several
+        threads or processes may bring in the same file at once), for :meth:`adopt`."""
+        import uuid
+
+        final = self.path(sha256, filename)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        return final.with_name(f".{filename}.{uuid.uuid4().hex}.part")
+
     def adopt(self, tmp: Path, sha256: str, filename: str) -> Path:
         """Move a downloaded file (in the cache's directory for it) into place, verified."""
         final = self.path(sha256, filename)

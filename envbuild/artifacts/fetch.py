@@ -232,9 +232,7 @@ class Fetcher:
 
     def _from_store(self, item: Wanted) -> None:
         assert self.store is not None
-        final = self.cache.path(item.sha256, item.filename)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.store")
+        tmp = self.cache.incoming_path(item.sha256, item.filename)
         try:
             self.store.get_file(item.store_key, tmp, item.sha256)  # verified by the store
             self.cache.adopt(tmp, item.sha256, item.filename)  # and again by the cache
