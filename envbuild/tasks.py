@@ -238,7 +238,9 @@ def _create_dicts(ws: Workspace, run: Any) -> Iterator[dict[str, Any]]:
         yield {
             "name": task.env.name,
             "actions": [(_guarded, [f"create {task.env.name}", run.run, "create", task.lock])],
-            "task_dep": [f"transmute:{task.name}", f"build:{task.name}"],
+            # the lock first; its files only when the env is not current (doit "setup")
+            "task_dep": [f"resolve:{task.name}"],
+            "setup": [f"transmute:{task.name}", f"build:{task.name}"],
             "uptodate": [(run.done, ["create", task.lock], {})],
         }
 
