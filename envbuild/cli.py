@@ -120,16 +120,18 @@ def _own_command(argv: Sequence[str], root: Path) -> int:
         else:
             print(show_text(ws, locks))
         return 0
-    from envbuild.exports import ONE_ARCH, localize, to_conda_lock, to_requirements
+    from envbuild.exports import ONE_ARCH, localize, to_conda_lock, to_pylock, to_requirements
 
     if args.format in ONE_ARCH:  # explicit, requirements, pylock
         what, exporter = ONE_ARCH[args.format]
         if not args.arch and len(ws.env(args.env).archs) > 1:
             raise EnvbuildError(f"{what} holds one arch: pass --arch")
         lock = localize(_locks(ws, args.env, args.arch)[0], ws.root)
-        if args.format == "requirements":
+        if args.format in ("requirements", "pylock"):
+            # relative paths in the file are read relative to it: the workspace seen from there
             out_dir = Path(args.output).resolve().parent
-            text = to_requirements(lock, os.path.relpath(ws.root.resolve(), out_dir))
+            base = os.path.relpath(ws.root.resolve(), out_dir)
+            text = (to_requirements if args.format == "requirements" else to_pylock)(lock, base)
         else:
             text = exporter(lock)
     else:

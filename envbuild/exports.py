@@ -20,7 +20,6 @@ from packaging.pylock import (
     Pylock,
     PylockValidationError,
 )
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name, parse_sdist_filename
 from packaging.version import InvalidVersion, Version
@@ -45,7 +44,9 @@ def localize(lock: Lock, root: Path) -> Lock:
 
 
 def to_explicit(lock: Lock) -> str:
-    """An ``@EXPLICIT`` file (``url#sha256`` per conda package), as conda and rattler read it."""
+    """An ``@EXPLICIT`` file, as conda and rattler read it: ``url#md5`` per conda package
+    (as conda-lock writes it: older conda reads only md5), ``url#sha256`` where the lock
+    has no md5."""
     pypi = [p.name for p in lock.packages if p.kind != "conda"]
     if pypi:
         raise ExportError(
@@ -60,7 +61,7 @@ def to_explicit(lock: Lock) -> str:
         f"# platform: {lock.env_id.arch}",
         "@EXPLICIT",
     ]
-    lines += [f"{p.url}#{p.sha256 or p.md5}" for p in lock.packages]
+    lines += [f"{p.url}#{p.md5 or p.sha256}" for p in lock.packages]
     return "\n".join(lines) + "\n"
 
 
@@ -157,30 +158,15 @@ def _need_sha256(lock: Lock, p: LockedPackage) -> str:
     return p.sha256
 
 
-def _direct_names(lock: Lock) -> set[str]:
-    """Names the env's spec asks for by direct URL (``name @ URL``): not on any index."""
-    names: set[str] = set()
-    for dep in lock.spec.pypi:
-        try:
-            req = Requirement(dep.value)
-        except InvalidRequirement:
-            continue
-        if req.url:
-            names.add(canonicalize_name(req.name))
-    return names
-
-
 def to_requirements(lock: Lock, links_base: str = "") -> str:
     """A requirements file for ``pip install --require-hashes --no-deps -r FILE``: each PyPI
-    package pinned to its version (wheels, found through the env's indexes, which the file
-    names) or to its sdist URL, with its sha256. Packages built from a VCS checkout or a
-    local directory cannot be hash-pinned: an error names them."""
+    package pinned to the exact file the lock chose (``name @ URL``, the URL without
+    credentials, as in the lock) with its sha256, so pip installs that file on any host and
+    behind any index, even one that publishes no hashes. The env's index options are kept
+    (pip takes credentials for a host from them, or from netrc). Packages built from a VCS
+    checkout, a local directory or a local archive cannot be pinned: an error names them."""
     pypi = _pypi(lock)
-    unpinnable = sorted(
-        p.name
-        for p in pypi
-        if p.source and (p.source.kind in ("vcs", "directory") or not p.source.url)
-    )
+    unpinnable = sorted(p.name for p in pypi if not _url(p))
     if unpinnable:
         raise ExportError(
             f"env '{lock.name}' has packages that must be built first ({', '.join(unpinnable)}), "
@@ -207,17 +193,18 @@ def to_requirements(lock: Lock, links_base: str = "") -> str:
     lines += [f"--trusted-host {h}" for h in spec.trusted_hosts]
     if spec.no_index:
         lines.append("--no-index")
-    direct = _direct_names(lock)
     for p in pypi:
-        name = canonicalize_name(p.name)
-        if p.source is not None:
-            pin = f"{name} @ {p.source.url}"
-        elif name in direct:
-            pin = f"{name} @ {p.url}"
-        else:
-            pin = f"{name}=={p.version}"
+        pin = f"{canonicalize_name(p.name)} @ {_url(p)}"
         lines.append(f"{pin} \\\n    --hash=sha256:{_need_sha256(lock, p)}")
     return "\n".join(lines) + "\n"
+
+
+def _url(p: LockedPackage) -> str:
+    """The URL of the file the lock chose ("" for a VCS checkout, a local directory or a
+    local archive)."""
+    if p.source is not None:
+        return p.source.url if p.source.kind in ("sdist", "archive") else ""
+    return p.url
 
 
 def _rebase_link(link: str, base: str) -> str:
@@ -230,8 +217,7 @@ def _url_filename(url: str) -> str:
     return unquote(urlsplit(url).path.rstrip("/").rpartition("/")[2])
 
 
-def _pylock_package(lock: Lock, p: LockedPackage) -> Package:
-
+def _pylock_package(lock: Lock, p: LockedPackage, paths_base: str) -> Package:
     name = canonicalize_name(p.name)
     version = Version(p.version)
     if not p.needs_build:
@@ -245,7 +231,8 @@ def _pylock_package(lock: Lock, p: LockedPackage) -> Package:
     source = p.source
     assert source is not None
     if source.kind == "directory":
-        return Package(name=name, version=version, directory=PackageDirectory(path=source.path))
+        directory = PackageDirectory(path=_rebase_link(source.path, paths_base))
+        return Package(name=name, version=version, directory=directory)
     if source.kind == "vcs":
         if not source.commit:
             raise ExportError(
@@ -258,9 +245,10 @@ def _pylock_package(lock: Lock, p: LockedPackage) -> Package:
             subdirectory=source.subdirectory or None,
         )
         return Package(name=name, version=version, vcs=vcs)
-    if source.path:  # a local archive: PEP 751 paths are relative to the pylock file
+    if source.path:  # a local archive (an sdist too): a path relative to the pylock file
         hashes = {"sha256": _need_sha256(lock, p)}
-        archive = PackageArchive(path=source.path, size=p.size or None, hashes=hashes)
+        path = _rebase_link(source.path, paths_base)
+        archive = PackageArchive(path=path, size=p.size or None, hashes=hashes)
         return Package(name=name, version=version, archive=archive)
     hashes = {"sha256": _need_sha256(lock, p)}
     filename = p.filename or _url_filename(source.url)
@@ -276,15 +264,17 @@ def _pylock_package(lock: Lock, p: LockedPackage) -> Package:
     return Package(name=name, version=version, archive=archive)
 
 
-def to_pylock(lock: Lock) -> str:
+def to_pylock(lock: Lock, paths_base: str = "") -> str:
     """A PEP 751 ``pylock.toml`` of the lock's PyPI packages, made with ``packaging.pylock``
-    and checked by it. Directory paths stay as the lock has them: relative to the workspace."""
+    and checked by it. Local directories and archives are locked relative to the workspace;
+    PEP 751 paths are relative to the pylock file, so ``paths_base`` (the workspace seen
+    from the pylock file's directory, e.g. ``..``) joins them."""
     import tomllib
 
     import tomli_w
 
     try:
-        packages = [_pylock_package(lock, p) for p in _pypi(lock)]
+        packages = [_pylock_package(lock, p, paths_base) for p in _pypi(lock)]
         requires_python = SpecifierSet(f"=={lock.python_version}") if lock.python_version else None
     except (InvalidVersion, InvalidSpecifier) as exc:
         raise ExportError(f"env '{lock.name}': {exc}: re-resolve it") from exc

@@ -416,7 +416,8 @@ def pypi_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..
     ``upload_time``, ``extra_metadata`` ...); or a list of already-built wheel/sdist paths.
     ``auth=(user, password)`` makes the server answer 401 to requests without that basic auth.
     ``core_metadata`` adds PEP 658 ``.metadata`` files; ``json_api`` serves PEP 691 JSON pages
-    to clients that ask for them (needed for PEP 700 ``upload-time``)."""
+    to clients that ask for them (needed for PEP 700 ``upload-time``); ``hashes=False`` serves an
+    index that publishes no file hashes."""
     pool = _ServerPool()
 
     def make(
@@ -425,9 +426,12 @@ def pypi_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..
         auth: tuple[str, str] | None = None,
         core_metadata: bool = False,
         json_api: bool = False,
+        hashes: bool = True,
     ) -> ServedIndex:
         root = tmp_path_factory.mktemp("pypi-index")
-        index = build_index(root, spec, core_metadata=core_metadata, json_api=json_api)
+        index = build_index(
+            root, spec, core_metadata=core_metadata, json_api=json_api, hashes=hashes
+        )
         return ServedIndex(index, pool.serve(root, auth), auth)
 
     yield make

@@ -669,11 +669,13 @@ class PypiIndex:
     ``core_metadata=True`` also writes PEP 658 ``FILE.metadata`` files for wheels and
     advertises them; ``json_api=True`` also writes PEP 691 ``index.json`` files (with PEP 700
     ``upload-time`` where set), which a content-negotiating server returns for
-    ``Accept: application/vnd.pypi.simple.v1+json``."""
+    ``Accept: application/vnd.pypi.simple.v1+json``. ``hashes=False`` publishes no file
+    hashes (no ``#sha256=`` fragments, empty PEP 691 ``hashes``), as some indexes do."""
 
     root: Path
     core_metadata: bool = False
     json_api: bool = False
+    hashes: bool = True
     entries: list[IndexFile] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -737,7 +739,9 @@ class PypiIndex:
             for e in entries:
                 if self.core_metadata and e.filename.endswith(".whl"):
                     Path(f"{e.path}.metadata").write_bytes(wheel_metadata(e.path))
-                href = f"../../files/{e.filename}#sha256={e.sha256}"
+                href = f"../../files/{e.filename}"
+                if self.hashes:
+                    href += f"#sha256={e.sha256}"
                 anchors.append(f'<a href="{href}"{_attrs(e, self.core_metadata)}>{e.filename}</a>')
             (page_dir / "index.html").write_text(_page(f"Links for {project}", anchors), "utf-8")
             if self.json_api:
@@ -753,7 +757,7 @@ class PypiIndex:
             item: dict[str, Any] = {
                 "filename": e.filename,
                 "url": f"../../files/{e.filename}",
-                "hashes": {"sha256": e.sha256},
+                "hashes": {"sha256": e.sha256} if self.hashes else {},
                 "size": e.path.stat().st_size,
             }
             if e.requires_python:
@@ -873,10 +877,12 @@ def build_index(
     *,
     core_metadata: bool = False,
     json_api: bool = False,
+    hashes: bool = True,
 ) -> PypiIndex:
     """Build every distribution of ``spec`` (``{name: [dist, ...]}``, see ``as_dist``) or
-    take a list of already-built files, and write a ``PypiIndex`` at ``root``."""
-    index = PypiIndex(Path(root), core_metadata=core_metadata, json_api=json_api)
+    take a list of already-built files, and write a ``PypiIndex`` at ``root``
+    (``hashes=False``: one that publishes no file hashes)."""
+    index = PypiIndex(Path(root), core_metadata=core_metadata, json_api=json_api, hashes=hashes)
     if isinstance(spec, Mapping):
         for name, dists in spec.items():
             for raw in dists:

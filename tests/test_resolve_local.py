@@ -795,7 +795,7 @@ def test_export_explicit(resolved_ws, run_cli, tmp_path):
         assert str(spec.platform) == arch
         lock = read_lock_json(resolved_ws, "app", arch)
         assert [e.url for e in spec.packages] == [
-            f"{p['url']}#{p['sha256']}" for p in lock["packages"]
+            f"{p['url']}#{p['md5'] or p['sha256']}" for p in lock["packages"]
         ]
     result = run_cli(resolved_ws, "export", "app", "--format", "explicit", "-o", tmp_path / "x.txt")
     assert result.returncode == 2

@@ -297,7 +297,8 @@ def test_needs_build_host_arch(sources, py_channel, run_cli):
     by_name = {str(p.name): p for p in pylock.packages}
     assert sorted(by_name) == ["dep", "localpkg", "srconly", "vcspkg"]
     assert by_name["localpkg"].directory is not None
-    assert by_name["localpkg"].directory.path == "localpkg"
+    # relative to the pylock file (written beside the workspace), as PEP 751 says
+    assert by_name["localpkg"].directory.path == f"{ws.name}/localpkg"
     assert by_name["vcspkg"].vcs is not None
     assert by_name["vcspkg"].vcs.commit_id == repo.commit
     assert by_name["srconly"].sdist is not None
