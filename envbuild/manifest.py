@@ -171,7 +171,7 @@ def _read_spec_file(root: Path, rel: str) -> ParsedSpec:
         return parse_environment_yml(text, rel)
     if Path(rel).name == "pyproject.toml":
         return parse_pyproject(text, rel)
-    return parse_requirements(text, rel)
+    return parse_requirements(text, rel, root)
 
 
 def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
@@ -320,7 +320,8 @@ def _env_spec(
     files: tuple[str, ...] = ()
     rel = check.string(table, env, "file")
     if rel is not None:
-        kind_ok = rel.endswith((".yml", ".yaml", ".txt")) or Path(rel).name == "pyproject.toml"
+        kind_ok = rel.endswith((".yml", ".yaml", ".txt", ".in"))
+        kind_ok = kind_ok or Path(rel).name == "pyproject.toml"
         if not (root / rel).is_file():
             check.add(
                 table,
@@ -331,7 +332,8 @@ def _env_spec(
             check.add(
                 table,
                 "file",
-                f"'{rel}' is not an environment.yml (.yml), requirements (.txt) or pyproject.toml",
+                f"'{rel}' is not an environment.yml (.yml), requirements (.txt, .in) or "
+                "pyproject.toml",
             )
         else:
             files = (Path(rel).as_posix(),)
@@ -403,12 +405,13 @@ def _env_spec(
             secrets[public] = url
         return public
 
-    pypi = []
-    for dep in merged.pypi:  # a direct URL may carry credentials too
-        public = redact_text(dep.value)
-        if public != dep.value:
-            secrets[public] = dep.value
-        pypi.append(Dep(public, dep.archs))
+    def hide_text(value: str) -> str:  # a direct URL may carry credentials too
+        public = redact_text(value)
+        if public != value:
+            secrets[public] = value
+        return public
+
+    pypi = [Dep(hide_text(dep.value), dep.archs) for dep in merged.pypi]
     return EnvSpec(
         name=name,
         archs=archs,
@@ -425,7 +428,10 @@ def _env_spec(
         only_binary=only_binary,
         no_binary=no_binary,
         virtual_packages=tuple(sorted(vp.items())),
-        spec_files=files,
+        pypi_constraints=tuple(sorted({hide_text(c) for c in merged.constraints})),
+        pypi_hashes=merged.hashes,
+        hash_origins=merged.hash_origins,
+        spec_files=files + tuple(f for f in parsed.files if f not in files),  # with -r / -c
         python_source=python_source,
         settings=ResolverSettings(
             channel_priority=check.choice(table, env, "channel-priority", PRIORITIES)

@@ -64,11 +64,17 @@ class EnvSpec:
     only_binary: tuple[str, ...] = ()
     no_binary: tuple[str, ...] = ()
     virtual_packages: tuple[tuple[str, str], ...] = ()
+    # PyPI constraints (-c FILE in a requirements file): named requirements, normalised
+    pypi_constraints: tuple[str, ...] = ()
+    # (canonical name, "sha256:HEX") from --hash: the locked file must have one of them
+    pypi_hashes: tuple[tuple[str, str], ...] = ()
     spec_files: tuple[str, ...] = ()  # relative to the workspace root
     python_source: str = "conda"  # "conda": python from the channels; "host": a host interpreter
     settings: ResolverSettings = field(default_factory=ResolverSettings)
     # Public URL -> URL with credentials, for fetching only: never serialised or hashed.
     credentials: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
+    # (canonical name, "file:line") of each --hash, for messages only: never serialised
+    hash_origins: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
 
     def real_url(self, url: str) -> str:
         """The URL to fetch ``url`` with (credentials restored, if any were given)."""
@@ -96,7 +102,9 @@ class EnvSpec:
             conda.append(f"python {self.python}")
         return {
             "conda": conda,
-            "pypi": [dep(d) for d in self.pypi],
+            "pypi": [dep(d) for d in self.pypi]
+            + [f"constraint:{c}" for c in self.pypi_constraints]
+            + [f"hash:{n} {h}" for n, h in self.pypi_hashes],
             "sys": [f"{n}={v}" for n, v in self.virtual_packages],
             # Channel order is priority, so the whole ordered list is one value.
             "channels": [" | ".join(self.channels)],
@@ -125,7 +133,13 @@ class EnvSpec:
         def norm(deps: tuple[Dep, ...]) -> tuple[Dep, ...]:
             return tuple(sorted(set(deps), key=lambda d: (d.value, d.archs)))
 
-        return dataclasses.replace(self, conda=norm(self.conda), pypi=norm(self.pypi))
+        return dataclasses.replace(
+            self,
+            conda=norm(self.conda),
+            pypi=norm(self.pypi),
+            pypi_constraints=tuple(sorted(set(self.pypi_constraints))),
+            pypi_hashes=tuple(sorted(set(self.pypi_hashes))),
+        )
 
     def for_lock(self) -> EnvSpec:
         """The spec as a lock records it: normalised, and only what is a resolve input. The
@@ -146,6 +160,15 @@ class EnvSpec:
         return data
 
     def to_dict(self) -> dict[str, Any]:
+        data = self._to_dict()
+        # Written only when given, so the specs (and locks) of envs without them are unchanged
+        if self.pypi_constraints:
+            data["pypi_constraints"] = list(self.pypi_constraints)
+        if self.pypi_hashes:
+            data["pypi_hashes"] = [[n, h] for n, h in self.pypi_hashes]
+        return data
+
+    def _to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "archs": list(self.archs),
@@ -185,6 +208,8 @@ class EnvSpec:
             only_binary=tuple(data.get("only_binary", ())),
             no_binary=tuple(data.get("no_binary", ())),
             virtual_packages=tuple(sorted(data["virtual_packages"].items())),
+            pypi_constraints=tuple(str(c) for c in data.get("pypi_constraints", ())),
+            pypi_hashes=tuple((str(n), str(h)) for n, h in data.get("pypi_hashes", ())),
             spec_files=tuple(data.get("spec_files", ())),
             python_source=str(data.get("python_source", "conda")),
             settings=ResolverSettings.from_dict(data["settings"]),

@@ -260,8 +260,7 @@ def test_several_problems_all_reported() -> None:
         f"{PATH}:4: selector name 'bogus' is unknown (known: {KNOWN})",
         f"{PATH}:2: 'scipy>>1' is not a valid conda spec: unable to parse version spec: >>1",
         f"{PATH}:3: a dependency must be a conda spec or a 'pip:' list",
-        f"{PATH}:6: '-e .' is an editable requirement, which envbuild does not support: "
-        "use a plain path or VCS URL instead",
+        f"{PATH}:6: '-e .': editable installs are not supported: write 'NAME @ .' or just '.'",
     ]
 
 
@@ -285,13 +284,12 @@ def test_bad_selector(selector: str, expected: str) -> None:
     [
         (
             "-e .",
-            "'-e .' is an editable requirement, which envbuild does not support: "
-            "use a plain path or VCS URL instead",
+            "'-e .': editable installs are not supported: write 'NAME @ .' or just '.'",
         ),
         (
             "--editable ./pkg",
-            "'--editable ./pkg' is an editable requirement, which envbuild does not support: "
-            "use a plain path or VCS URL instead",
+            "'--editable ./pkg': editable installs are not supported: write 'pkg @ ./pkg' or "
+            "just './pkg'",
         ),
         (
             "-i https://x.example/simple",

@@ -104,7 +104,10 @@ def test_workspace_settings(valid: Workspace, tmp_path: Path) -> None:
     assert valid.preferred_format == ".tar.bz2"
     assert valid.local_channels == (("demo", "recipes"),)
     assert [e.name for e in valid.envs] == ["base", "over", "pyonly"]
-    assert valid.lock_path("base", "osx-arm64") == tmp_path / "ws" / "lockfiles" / "base" / "osx-arm64.json"
+    assert (
+        valid.lock_path("base", "osx-arm64")
+        == tmp_path / "ws" / "lockfiles" / "base" / "osx-arm64.json"
+    )
 
 
 def test_env_inheriting_workspace_defaults(valid: Workspace) -> None:
@@ -157,7 +160,9 @@ def test_pypi_only_env(valid: Workspace) -> None:
 def test_unknown_env(valid: Workspace) -> None:
     with pytest.raises(SpecError) as info:
         valid.env("nope")
-    assert info.value.problems == ("envbuild.toml: no environment 'nope' (known: base, over, pyonly)",)
+    assert info.value.problems == (
+        "envbuild.toml: no environment 'nope' (known: base, over, pyonly)",
+    )
 
 
 @pytest.mark.parametrize(
@@ -182,7 +187,8 @@ def test_python(tmp_path: Path, line: str, python: str, conda_specs: list[str]) 
 
 def test_python_key_overrides_conda_python(tmp_path: Path) -> None:
     root = write(
-        tmp_path, '[workspace]\nchannels = ["conda-forge"]\n[env.x]\npython = "3.12"\nconda = ["python=3.10"]\n'
+        tmp_path,
+        '[workspace]\nchannels = ["conda-forge"]\n[env.x]\npython = "3.12"\nconda = ["python=3.10"]\n',
     )
     assert parse(root).env("x").python == "3.12.*"
 
@@ -194,7 +200,10 @@ def test_default_arch_when_no_archs(tmp_path: Path, default_arch: str) -> None:
 
 
 def test_workspace_archs_beat_default_arch(tmp_path: Path) -> None:
-    root = write(tmp_path, '[workspace]\narchs = ["osx-64"]\nchannels = ["conda-forge"]\n[env.x]\nconda = ["zlib"]\n')
+    root = write(
+        tmp_path,
+        '[workspace]\narchs = ["osx-64"]\nchannels = ["conda-forge"]\n[env.x]\nconda = ["zlib"]\n',
+    )
     assert parse(root, "linux-aarch64").env("x").archs == ("osx-64",)
 
 
@@ -229,7 +238,7 @@ FAILURES: dict[str, list[str]] = {
     ],
     "unsupported-file-extension": [
         "envbuild.toml:5: [env.web] file: 'envs/web.cfg' is not an environment.yml (.yml), "
-        "requirements (.txt) or pyproject.toml",
+        "requirements (.txt, .in) or pyproject.toml",
     ],
     "bad-arch": [
         f"envbuild.toml:2: [workspace] archs: 'win-64' is not a supported arch: use one of {ARCH_LIST}",
@@ -334,21 +343,32 @@ def test_all_problems_in_one_error() -> None:
         ('archs = [" "]', 3, "must not be empty: list at least one arch"),
         ('channels = "conda-forge"', 2, 'must be a list of strings, like channels = ["..."]'),
         ('pypi-index = ["x"]', 3, 'must be a string, like pypi-index = "..."'),
-        ('virtual-packages = { __glibc = 2.28 }', 3, 'must map __names to versions, like __glibc = "2.28"'),
-        ("local-channels = { demo = 1 }", 3, 'must map names to recipe dirs, like demo = "recipes"'),
+        (
+            "virtual-packages = { __glibc = 2.28 }",
+            3,
+            'must map __names to versions, like __glibc = "2.28"',
+        ),
+        (
+            "local-channels = { demo = 1 }",
+            3,
+            'must map names to recipe dirs, like demo = "recipes"',
+        ),
     ],
 )
 def test_workspace_value_errors(tmp_path: Path, table: str, line: int, problem: str) -> None:
     key = table.split(" = ")[0]
     ws = '[workspace]\nchannels = ["conda-forge"]\n' if key != "channels" else "[workspace]\n"
-    root = write(tmp_path, f"{ws}{table}\n\n[env.web]\npypi = [\"attrs\"]\n")
+    root = write(tmp_path, f'{ws}{table}\n\n[env.web]\npypi = ["attrs"]\n')
     assert problems_of(root) == (f"envbuild.toml:{line}: [workspace] {key}: {problem}",)
 
 
 @pytest.mark.parametrize(
     ("setting", "problem"),
     [
-        ('archs = ["linux-64", "linux-32"]', f"'linux-32' is not a supported arch: use one of {ARCH_LIST}"),
+        (
+            'archs = ["linux-64", "linux-32"]',
+            f"'linux-32' is not a supported arch: use one of {ARCH_LIST}",
+        ),
         ('channels = ["conda-forge", ""]', None),  # blanks are dropped, not an error
         ('channels = ["bad channel"]', "'bad channel' is not a channel name, path or URL"),
         ('conda = ["numpy", 3]', 'must be a list of strings, like conda = ["..."]'),
@@ -385,7 +405,9 @@ def test_env_value_errors(tmp_path: Path, setting: str, problem: str | None) -> 
     ],
 )
 def test_invalid_env_names(tmp_path: Path, name: str, header: str) -> None:
-    root = write(tmp_path, f'[workspace]\nchannels = ["conda-forge"]\n\n{header}\nconda = ["zlib"]\n')
+    root = write(
+        tmp_path, f'[workspace]\nchannels = ["conda-forge"]\n\n{header}\nconda = ["zlib"]\n'
+    )
     where = "envbuild.toml:4" if '"' not in header else "envbuild.toml"
     assert problems_of(root) == (
         f"{where}: [env.{name}]: env name '{name}' may only hold a-z, 0-9, '_', '.', '-'",
@@ -405,7 +427,7 @@ def test_env_not_a_table(tmp_path: Path) -> None:
 
 
 def test_workspace_not_a_table(tmp_path: Path) -> None:
-    root = write(tmp_path, 'workspace = 1\n')
+    root = write(tmp_path, "workspace = 1\n")
     assert problems_of(root) == ("envbuild.toml: [workspace] and [env.NAME] must be tables",)
 
 
@@ -591,7 +613,7 @@ def test_spec_file_problems_are_collected_with_manifest_problems(tmp_path: Path)
 def test_pyproject_lookalike_is_refused() -> None:
     assert problems_of(FIXTURES / "pyproject-lookalike") == (
         "envbuild.toml:2: [env.web] file: 'envs/mypyproject.toml' is not an environment.yml "
-        "(.yml), requirements (.txt) or pyproject.toml",
+        "(.yml), requirements (.txt, .in) or pyproject.toml",
     )
 
 
@@ -611,7 +633,9 @@ def test_bad_inline_pypi_requirement_has_manifest_line() -> None:
     "entry", ["--pre", "--conda-pkg zlib", "--sys-pkg __cuda==12.0", "python==3.11", "--no-index"]
 )
 def test_inline_pypi_options_are_honoured_or_refused(tmp_path: Path, entry: str) -> None:
-    root = write(tmp_path, f'[workspace]\nchannels = ["conda-forge"]\n[env.x]\npypi = ["attrs", "{entry}"]\n')
+    root = write(
+        tmp_path, f'[workspace]\nchannels = ["conda-forge"]\n[env.x]\npypi = ["attrs", "{entry}"]\n'
+    )
     try:
         env = parse(root).env("x")
     except SpecError:
@@ -623,7 +647,9 @@ def test_inline_pypi_options_are_honoured_or_refused(tmp_path: Path, entry: str)
 @pytest.mark.parametrize("key", ["store", "locks-dir"])
 def test_store_and_locks_dir_must_be_strings(tmp_path: Path, key: str) -> None:
     root = write(tmp_path, f'[workspace]\n{key} = ["x"]\n[env.x]\npypi = ["attrs"]\n')
-    assert problems_of(root) == (f'envbuild.toml:2: [workspace] {key}: must be a string, like {key} = "..."',)
+    assert problems_of(root) == (
+        f'envbuild.toml:2: [workspace] {key}: must be a string, like {key} = "..."',
+    )
 
 
 # --------------------------------------------------------------------------- load_workspace
@@ -638,7 +664,9 @@ def test_load_workspace_not_found(tmp_path: Path) -> None:
     assert str(info.value) == info.value.problems[0]
 
 
-def test_load_workspace_uses_the_host_arch_as_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_workspace_uses_the_host_arch_as_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(spec_module, "host_arch", lambda: "osx-arm64")
     root = write(tmp_path, '[workspace]\nchannels = ["conda-forge"]\n[env.x]\nconda = ["zlib"]\n')
     ws = load_workspace(root)

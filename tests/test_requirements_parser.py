@@ -14,6 +14,8 @@ from envbuild.parsers import Dep, ParsedSpec
 from envbuild.parsers.requirements import parse_requirements
 
 PATH = "envs/web.txt"
+HASH_A = "a" * 64
+HASH_B = "b" * 64
 
 
 def pypi(text: str) -> list[str]:
@@ -77,11 +79,6 @@ def invalid(line: str) -> str:
         ("vendor/foo-1.0.tar.gz", "vendor/foo-1.0.tar.gz"),
         ("vendor/foo-1.0.tar.bz2", "vendor/foo-1.0.tar.bz2"),
         ("https://example.com/foo-1.0.zip", "https://example.com/foo-1.0.zip"),
-        # per-requirement hashes are dropped
-        ("foo==1.0 --hash=sha256:abcd", "foo==1.0"),
-        ("foo==1.0 --hash=sha256:ab --hash=sha256:cd", "foo==1.0"),
-        ("foo==1.0 --hash sha256:abcd", "foo==1.0"),
-        ("./foo.whl --hash=sha256:abcd", "./foo.whl"),
         # comments
         ("foo==1.0  # pinned for reasons", "foo==1.0"),
         ("foo==1.0\t#tab comment", "foo==1.0"),
@@ -90,6 +87,19 @@ def invalid(line: str) -> str:
 )
 def test_requirement_lines(line: str, expected: str) -> None:
     assert parse_requirements(line, PATH) == ParsedSpec(pypi=(Dep(expected),))
+
+
+def test_hashes_are_kept_apart_from_the_requirement() -> None:
+    for text in (
+        f"foo==1.0 --hash=sha256:{HASH_A}",
+        f"Foo==1.0 --hash sha256:{HASH_A.upper()}",
+        f"foo==1.0 --hash=sha256:{HASH_A} --hash=sha256:{HASH_A}",
+    ):
+        assert parse_requirements(text, PATH) == ParsedSpec(
+            pypi=(Dep("foo==1.0"),),
+            hashes=(("foo", f"sha256:{HASH_A}"),),
+            hash_origins=(("foo", f"{PATH}:1"),),
+        )
 
 
 def test_normalised_requirements_reparse_to_themselves() -> None:
@@ -184,7 +194,7 @@ flask >=2; python_version>='3.8'
 
 
 def test_continuation_lines_are_joined() -> None:
-    text = "foo>=1,\\\n<2\nbar==1.0 \\\n    --hash=sha256:aa \\\n    --hash=sha256:bb\nbaz"
+    text = f"foo>=1,\\\n<2\nbar==1.0 \\\n    --hash=sha256:{HASH_A} \\\n    --hash=sha256:{HASH_B}\nbaz"
     assert pypi(text) == ["foo<2,>=1", "bar==1.0", "baz"]
 
 
@@ -214,8 +224,8 @@ def test_packaging_message_is_one_line() -> None:
 
 
 def test_line_numbers_count_blank_and_comment_lines() -> None:
-    text = "# header\n\nok\n  # indented\n-r other.txt"
-    assert problems(text) == [f"{PATH}:5: '-r other.txt' {UNSUPPORTED_MSG}"]
+    text = "# header\n\nok\n  # indented\n--weird"
+    assert problems(text) == [f"{PATH}:5: '--weird' {UNSUPPORTED_MSG}"]
 
 
 def test_crlf_line_endings() -> None:
@@ -228,10 +238,8 @@ INDEX_MSG = (
     "is not supported: set `pypi-index` in the [workspace] table of envbuild.toml for the "
     "base index, and use --extra-index-url for additional indexes"
 )
-EDITABLE_MSG = (
-    "is an editable requirement, which envbuild does not support: use a plain path or VCS URL "
-    "instead"
-)
+EDITABLE_MSG = "editable installs are not supported: write"
+INLINE_MSG = "is not supported here: {} needs a requirements file, named by `file` in envbuild.toml"
 UNSUPPORTED_MSG = "is not a supported line in a requirements.txt"
 SYS_MSG = "is not a valid --sys-pkg: expected __name==version (e.g. --sys-pkg __cuda==12.0)"
 PYTHON_MSG = (
@@ -247,13 +255,19 @@ PYTHON_MSG = (
         ("-ihttps://pypi.corp/simple", f"'-ihttps://pypi.corp/simple' {INDEX_MSG}"),
         ("--index-url https://p/simple", f"'--index-url https://p/simple' {INDEX_MSG}"),
         ("--index-url=https://p/simple", f"'--index-url=https://p/simple' {INDEX_MSG}"),
-        ("-e ./foo", f"'-e ./foo' {EDITABLE_MSG}"),
-        ("-e.", f"'-e.' {EDITABLE_MSG}"),
-        ("--editable ./foo", f"'--editable ./foo' {EDITABLE_MSG}"),
-        ("--editable=git+https://x/y#egg=y", f"'--editable=git+https://x/y#egg=y' {EDITABLE_MSG}"),
-        ("-r other.txt", f"'-r other.txt' {UNSUPPORTED_MSG}"),
-        ("--requirement other.txt", f"'--requirement other.txt' {UNSUPPORTED_MSG}"),
-        ("-c constraints.txt", f"'-c constraints.txt' {UNSUPPORTED_MSG}"),
+        ("-e ./foo", f"'-e ./foo': {EDITABLE_MSG} 'foo @ ./foo' or just './foo'"),
+        ("-e.", f"'-e.': {EDITABLE_MSG} 'NAME @ .' or just '.'"),
+        ("--editable ./foo", f"'--editable ./foo': {EDITABLE_MSG} 'foo @ ./foo' or just './foo'"),
+        (
+            "--editable=git+https://x/y#egg=y",
+            f"'--editable=git+https://x/y#egg=y': {EDITABLE_MSG} 'y @ git+https://x/y'",
+        ),
+        ("-r other.txt", "'-r other.txt' " + INLINE_MSG.format("-r")),
+        (
+            "--requirement other.txt",
+            "'--requirement other.txt' " + INLINE_MSG.format("--requirement"),
+        ),
+        ("-c constraints.txt", "'-c constraints.txt' " + INLINE_MSG.format("-c")),
         ("--prefer-binary", f"'--prefer-binary' {UNSUPPORTED_MSG}"),
         (
             "--only-binary",
@@ -311,7 +325,7 @@ PYTHON_MSG = (
             "foo==1.0 --global-option=x",
             (
                 "'foo==1.0 --global-option=x' uses the per-requirement option '--global-option', "
-                "which envbuild does not support (only --hash is accepted, and dropped)"
+                "which envbuild does not support (only --hash is accepted)"
             ),
         ),
     ],
@@ -347,7 +361,7 @@ also-ok
         parse_requirements(text, "a/b.txt")
     assert info.value.problems == (
         f"a/b.txt:2: '-i https://pypi.corp/simple' {INDEX_MSG}",
-        f"a/b.txt:3: '-e ./foo' {EDITABLE_MSG}",
+        f"a/b.txt:3: '-e ./foo': {EDITABLE_MSG} 'foo @ ./foo' or just './foo'",
         f"a/b.txt:4: {invalid('not valid!')}",
         f"a/b.txt:6: '--sys-pkg cuda==12' {SYS_MSG}",
         f"a/b.txt:7: '--weird' {UNSUPPORTED_MSG}",
@@ -495,7 +509,9 @@ def test_order_spacing_duplicates_and_comments_do_not_matter(
         ("--only-binary :all:,:none:\n", (), ()),
     ],
 )
-def test_binary_options(text: str, only_binary: tuple[str, ...], no_binary: tuple[str, ...]) -> None:
+def test_binary_options(
+    text: str, only_binary: tuple[str, ...], no_binary: tuple[str, ...]
+) -> None:
     spec = parse_requirements(text + "numpy\n", "r.txt")
     assert (spec.only_binary, spec.no_binary) == (only_binary, no_binary)
     assert spec.pypi == (Dep("numpy"),)

@@ -47,6 +47,10 @@ class ParsedSpec:
     # --only-binary / --no-binary: canonical names or (":all:",), see parsers/binary.py
     only_binary: tuple[str, ...] = ()
     no_binary: tuple[str, ...] = ()
+    constraints: tuple[str, ...] = ()  # PyPI constraints (-c FILE): normalised, named
+    hashes: tuple[tuple[str, str], ...] = ()  # (canonical name, "sha256:HEX"), sorted
+    hash_origins: tuple[tuple[str, str], ...] = ()  # (canonical name, "file:line")
+    files: tuple[str, ...] = ()  # files read through -r / -c, relative to the workspace
 
 
 def normalise_conda_spec(spec: str) -> str:
@@ -105,9 +109,12 @@ def combine(*specs: ParsedSpec) -> ParsedSpec:
 
     python = None
     sys: dict[str, str] = {}
+    origins: dict[str, str] = {}
     for spec in specs:
         python = spec.python or python
         sys.update(spec.sys)
+        for name, origin in spec.hash_origins:
+            origins.setdefault(name, origin)
     return ParsedSpec(
         conda=uniq([d for s in specs for d in s.conda]),
         pypi=uniq([d for s in specs for d in s.pypi]),
@@ -121,6 +128,10 @@ def combine(*specs: ParsedSpec) -> ParsedSpec:
         sys=tuple(sorted(sys.items())),
         only_binary=normalise(n for s in specs for n in s.only_binary),
         no_binary=normalise(n for s in specs for n in s.no_binary),
+        constraints=uniq([c for s in specs for c in s.constraints]),
+        hashes=tuple(sorted({h for s in specs for h in s.hashes})),
+        hash_origins=tuple(sorted(origins.items())),
+        files=uniq([f for s in specs for f in s.files]),
     )
 
 

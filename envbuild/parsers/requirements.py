@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from envbuild.errors import SpecError
-from envbuild.parsers import VCS_PREFIXES, Dep, ParsedSpec, normalise_conda_spec
+from envbuild.parsers import (
+    VCS_PREFIXES,
+    Dep,
+    ParsedSpec,
+    is_local_path,
+    normalise_conda_spec,
+)
 from envbuild.parsers.binary import apply_option, normalise
 
 __all__ = ["parse_requirements"]
@@ -30,14 +38,29 @@ _VALUE_OPTIONS = {
     "--trusted-host": "trusted_hosts",
     "--conda-channel": "channels",
 }
-_FLAG_OPTIONS = ("--pre", "--no-index")
+_FLAG_OPTIONS = ("--pre", "--no-index", "--require-hashes")
+_INCLUDE_OPTIONS = ("-r", "--requirement", "-c", "--constraint")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_BOM = "\ufeff"
+
+
+@dataclass
+class _Frame:
+    """One file being read: the top file, or one it includes with -r / -c."""
+
+    path: str  # relative to the workspace root (as messages show it)
+    reldir: str  # its directory relative to the top file's directory ("." for the top)
+    constraint: bool = False  # read by -c: its requirement lines are constraints
+    lineno: int = 0  # the line of the -r / -c being followed, while it is
+    line: str = ""
 
 
 @dataclass
 class _State:
     """Mutable accumulator; all collections keep first appearances only (deduplicated)."""
 
-    path: str
+    frames: list[_Frame]
+    root: Path | None = None  # None: -r / -c cannot be followed (inline requirements)
     problems: list[str] = field(default_factory=list)
     lists: dict[str, list[str]] = field(default_factory=dict)
     conda: list[str] = field(default_factory=list)
@@ -47,9 +70,27 @@ class _State:
     python: str | None = None
     only_binary: set[str] = field(default_factory=set)
     no_binary: set[str] = field(default_factory=set)
+    constraints: list[str] = field(default_factory=list)
+    hashes: dict[str, list[str]] = field(default_factory=dict)  # name -> ["sha256:..."]
+    hash_origins: dict[str, str] = field(default_factory=dict)  # name -> "file:line"
+    unhashed: list[str] = field(default_factory=list)  # "file:line: 'line'" without --hash
+    files: list[str] = field(default_factory=list)  # included files, relative to the root
+
+    @property
+    def frame(self) -> _Frame:
+        return self.frames[-1]
 
     def problem(self, lineno: int, message: str) -> None:
-        self.problems.append(f"{self.path}:{lineno}: {message}")
+        self.problems.append(f"{self.frame.path}:{lineno}: {message}")
+
+    def rebase(self, value: str) -> str:
+        """A relative path of the current file, made relative to the top file's directory."""
+        if self.frame.reldir == ".":
+            return value
+        joined = posixpath.normpath(posixpath.join(self.frame.reldir, value))
+        if joined in (".", "..") or joined.startswith(("../", "/")):
+            return joined
+        return "./" + joined
 
     def add(self, key: str, value: str) -> None:
         items = self.lists.setdefault(key, [])
@@ -101,11 +142,9 @@ def _parse_option(state: _State, lineno: int, line: str) -> None:
             "envbuild.toml for the base index, and use --extra-index-url for additional indexes",
         )
     elif opt in ("-e", "--editable"):
-        state.problem(
-            lineno,
-            f"'{line}' is an editable requirement, which envbuild does not support: "
-            "use a plain path or VCS URL instead",
-        )
+        state.problem(lineno, _editable_message(line, value))
+    elif opt in _INCLUDE_OPTIONS:
+        _include(state, lineno, line, opt, value)
     elif opt in _FLAG_OPTIONS:
         if value:
             state.problem(lineno, f"'{line}' is not valid: {opt} takes no value")
@@ -114,6 +153,8 @@ def _parse_option(state: _State, lineno: int, line: str) -> None:
     elif opt in _VALUE_OPTIONS:
         if not value or len(value.split()) != 1:
             state.problem(lineno, f"'{line}' is not valid: {opt} takes exactly one value")
+        elif _VALUE_OPTIONS[opt] == "find_links" and "://" not in value:
+            state.add("find_links", state.rebase(value) if _is_relative(value) else value)
         else:
             state.add(_VALUE_OPTIONS[opt], value)
     elif opt == "--conda-pkg":
@@ -132,6 +173,73 @@ def _parse_option(state: _State, lineno: int, line: str) -> None:
         _parse_binary(state, lineno, line, opt, value)
     else:
         state.problem(lineno, f"'{line}' is not a supported line in a requirements.txt")
+
+
+def _is_relative(value: str) -> bool:
+    return not value.startswith(("/", "~", "$"))
+
+
+def _editable_message(line: str, value: str) -> str:
+    """What to write instead of an editable requirement."""
+    target = value.split("#", 1)[0]
+    name = ""
+    if "#egg=" in value:
+        name = value.split("#egg=", 1)[1].split("&", 1)[0]
+    elif target and not target.lower().startswith(VCS_PREFIXES) and "://" not in target:
+        name = posixpath.basename(posixpath.normpath(target.rstrip("/")))
+        if name in (".", "..", ""):
+            name = ""
+    name = name or "NAME"
+    if target.startswith(_PATH_PREFIXES) or target in _PATH_EXACT:
+        instead = f"'{name} @ {target}' or just '{target}'"
+    else:
+        instead = f"'{name} @ {target or 'URL'}'"
+    return f"'{line}': editable installs are not supported: write {instead}"
+
+
+def _include(state: _State, lineno: int, line: str, opt: str, value: str) -> None:
+    """``-r FILE`` / ``-c FILE``: read FILE (relative to the file naming it) into the state."""
+    if not value or len(value.split()) != 1:
+        state.problem(lineno, f"'{line}' is not valid: {opt} takes exactly one file")
+        return
+    if state.root is None:
+        state.problem(
+            lineno,
+            f"'{line}' is not supported here: {opt} needs a requirements file, named by "
+            "`file` in envbuild.toml",
+        )
+        return
+    frame = state.frame
+    frame.lineno, frame.line = lineno, line
+    target = posixpath.normpath(posixpath.join(posixpath.dirname(frame.path), value))
+    for i, outer in enumerate(state.frames):
+        if outer.path == target:
+            chain = [f.path for f in state.frames[i + 1 :]] + [target]
+            state.problems.append(
+                f"{outer.path}:{outer.lineno}: {outer.line}: includes itself through "
+                + " -> ".join(chain)
+            )
+            return
+    file = state.root / target
+    if not file.is_file():
+        state.problem(lineno, f"{line}: '{target}' does not exist: create it or fix the path")
+        return
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        state.problem(lineno, f"{line}: '{target}' cannot be read: {exc}")
+        return
+    top = posixpath.dirname(state.frames[0].path) or "."
+    here = posixpath.dirname(target) or "."
+    reldir = here if posixpath.isabs(here) else posixpath.relpath(here, top)
+    constraint = frame.constraint or opt in ("-c", "--constraint")
+    if target not in state.files:
+        state.files.append(target)
+    state.frames.append(_Frame(target, reldir, constraint))
+    try:
+        _parse_lines(state, text)
+    finally:
+        state.frames.pop()
 
 
 def _parse_binary(state: _State, lineno: int, line: str, opt: str, value: str) -> None:
@@ -168,28 +276,41 @@ def _parse_sys_pkg(state: _State, lineno: int, line: str, value: str) -> None:
         state.problem(lineno, f"'{line}' conflicts with an earlier --sys-pkg {name}=={known}")
 
 
-def _strip_hashes(state: _State, lineno: int, line: str) -> str | None:
-    """Drop trailing ``--hash`` options; None (after a problem) if another option is present."""
+def _split_hashes(state: _State, lineno: int, line: str) -> tuple[str, list[str]] | None:
+    """The requirement without its ``--hash`` options, and those hashes (``sha256:HEX``);
+    None (after a problem) if another option is present or a hash is not a sha256."""
     tokens = line.split()
     kept: list[str] = []
+    hashes: list[str] = []
     i = 0
     while i < len(tokens):
         token = tokens[i]
-        if token.startswith("--hash="):
+        if token.startswith("--hash=") or token == "--hash":
+            value = token[len("--hash=") :] if token != "--hash" else ""
+            if token == "--hash":
+                value = tokens[i + 1] if i + 1 < len(tokens) else ""
+                i += 1
             i += 1
-        elif token == "--hash":
-            i += 2
+            algo, _, digest = value.partition(":")
+            if algo != "sha256" or not _SHA256_RE.fullmatch(digest.lower()):
+                state.problem(
+                    lineno,
+                    f"'{line}': '--hash={value}' is not a sha256 hash "
+                    "(sha256:<64 hex digits>): only sha256 can be checked against the lock",
+                )
+                return None
+            hashes.append(f"sha256:{digest.lower()}")
         elif token.startswith("--"):
             state.problem(
                 lineno,
                 f"'{line}' uses the per-requirement option '{token.split('=', 1)[0]}', "
-                "which envbuild does not support (only --hash is accepted, and dropped)",
+                "which envbuild does not support (only --hash is accepted)",
             )
             return None
         else:
             kept.append(token)
             i += 1
-    return " ".join(kept)
+    return " ".join(kept), hashes
 
 
 def _normalise(req: Requirement) -> str:
@@ -220,31 +341,74 @@ def _python_spec(req: Requirement) -> str | None:
 
 
 def _parse_requirement(state: _State, lineno: int, line: str) -> None:
-    value = _strip_hashes(state, lineno, line)
-    if value is None:
+    split = _split_hashes(state, lineno, line)
+    if split is None:
+        return
+    value, hashes = split
+    if state.frame.constraint:
+        _parse_constraint(state, lineno, line, value, hashes)
         return
     lowered = value.lower()
     is_path = value.startswith(_PATH_PREFIXES) or value in _PATH_EXACT
-    if is_path or lowered.startswith(VCS_PREFIXES):
-        state.pypi.append(value)
+    req: Requirement | None = None
+    if not (is_path or lowered.startswith(VCS_PREFIXES)):
+        try:
+            req = Requirement(value)
+        except InvalidRequirement as exc:
+            if not lowered.endswith(_ARCHIVE_SUFFIXES):
+                message = str(exc).splitlines()[0] if str(exc) else "unparseable"
+                state.problem(lineno, f"'{line}' is not a valid requirement: {message}")
+                return
+        if req is not None and lowered.endswith(_ARCHIVE_SUFFIXES) and not req.url:
+            req = None  # a "name" ending in .whl/.zip/... is a local archive, not a project
+    if req is not None and canonicalize_name(req.name) == "python":
+        if hashes:
+            state.problem(lineno, f"'{line}': python comes from conda: --hash cannot apply")
+        else:
+            _set_python(state, lineno, line, req)
         return
-    is_archive = lowered.endswith(_ARCHIVE_SUFFIXES)
+    if hashes:
+        if req is None:
+            state.problem(
+                lineno,
+                f"'{line}': --hash needs a named requirement, like 'name @ {value}', to "
+                "find the locked file it applies to",
+            )
+            return
+        name = canonicalize_name(req.name)
+        known = state.hashes.setdefault(name, [])
+        known.extend(h for h in hashes if h not in known)
+        state.hash_origins.setdefault(name, f"{state.frame.path}:{lineno}")
+    else:
+        state.unhashed.append(f"{state.frame.path}:{lineno}: '{line}'")
+    if req is None:
+        state.pypi.append(state.rebase(value) if is_local_path(value) else value)
+    else:
+        state.pypi.append(_normalise(req))
+
+
+def _parse_constraint(state: _State, lineno: int, line: str, value: str, hashes: list[str]) -> None:
+    """A requirement line of a file read with -c: a named constraint, never a requirement."""
     try:
         req = Requirement(value)
     except InvalidRequirement as exc:
-        if is_archive:
-            state.pypi.append(value)
-        else:
-            message = str(exc).splitlines()[0] if str(exc) else "unparseable"
-            state.problem(lineno, f"'{line}' is not a valid requirement: {message}")
+        message = str(exc).splitlines()[0] if str(exc) else "unparseable"
+        state.problem(
+            lineno, f"'{line}' is not a valid constraint (a named requirement): {message}"
+        )
         return
-    if is_archive and not req.url:
-        # A "name" ending in .whl/.zip/... is a local archive, not a project on an index.
-        state.pypi.append(value)
+    if hashes:
+        state.problem(lineno, f"'{line}': --hash is not supported in a constraints file")
+    elif req.extras:
+        state.problem(lineno, f"'{line}' is not a valid constraint: constraints take no extras")
     elif canonicalize_name(req.name) == "python":
-        _set_python(state, lineno, line, req)
+        state.problem(
+            lineno,
+            f"'{line}' is not a valid constraint: python comes from conda; set python in "
+            "envbuild.toml instead",
+        )
     else:
-        state.pypi.append(_normalise(req))
+        state.constraints.append(_normalise(req))
 
 
 def _set_python(state: _State, lineno: int, line: str, req: Requirement) -> None:
@@ -267,17 +431,30 @@ def _dedupe(values: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
-def parse_requirements(text: str, path: str) -> ParsedSpec:
-    """Parse requirements.txt ``text``; ``path`` is only used in messages.
-
-    Raises :class:`SpecError` with every problem found (each prefixed ``path:line:``).
-    """
-    state = _State(path=path)
-    for lineno, line in _logical_lines(text):
+def _parse_lines(state: _State, text: str) -> None:
+    for lineno, line in _logical_lines(text.removeprefix(_BOM)):
         if line.startswith("-"):
             _parse_option(state, lineno, line)
         else:
             _parse_requirement(state, lineno, line)
+
+
+def parse_requirements(text: str, path: str, root: Path | None = None) -> ParsedSpec:
+    """Parse requirements.txt ``text``; ``path`` names it in messages.
+
+    With ``root``, ``path`` is the file's path relative to ``root``, and ``-r FILE`` /
+    ``-c FILE`` read FILE relative to the file naming it (relative paths of an included file
+    are made relative to ``path``'s directory). Without it, -r and -c are refused.
+
+    Raises :class:`SpecError` with every problem found (each prefixed ``path:line:``).
+    """
+    state = _State(frames=[_Frame(path, ".")], root=root)
+    _parse_lines(state, text)
+    if "--require-hashes" in state.flags:
+        state.problems += [
+            f"{where} has no --hash, and --require-hashes asks every requirement to carry one"
+            for where in state.unhashed
+        ]
     if state.problems:
         raise SpecError(state.problems)
     return ParsedSpec(
@@ -293,4 +470,8 @@ def parse_requirements(text: str, path: str) -> ParsedSpec:
         sys=tuple(state.sys.items()),
         only_binary=normalise(state.only_binary),
         no_binary=normalise(state.no_binary),
+        constraints=_dedupe(state.constraints),
+        hashes=tuple(sorted((n, h) for n, hs in state.hashes.items() for h in hs)),
+        hash_origins=tuple(sorted(state.hash_origins.items())),
+        files=tuple(state.files),
     )

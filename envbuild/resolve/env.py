@@ -174,7 +174,8 @@ def _resolve_pypi(
             trusted_hosts=spec.trusted_hosts,
             pre=spec.pre,
             no_index=spec.no_index,
-            constraints=tuple(f"{n}=={v}" for n, v in provided.items()),
+            constraints=tuple(f"{n}=={v}" for n, v in provided.items())
+            + tuple(spec.real_url(c) for c in spec.pypi_constraints),
             stub_wheels=tuple(stub_wheels.items()),  # the only candidates of these names
             only_binary=spec.only_binary,  # sdists are allowed for every target otherwise
             no_binary=spec.no_binary,
@@ -190,7 +191,38 @@ def _resolve_pypi(
             request = dataclasses.replace(request, build_python=build_python)
             resolved = resolve_uv(request, ctx.runner, uv_binary())
     indexes = (spec.pypi_index, *spec.extra_indexes)
-    return [to_locked(r, ctx.root, indexes) for r in resolved if _pypi_name(r.name) not in provided]
+    locked = [
+        to_locked(r, ctx.root, indexes) for r in resolved if _pypi_name(r.name) not in provided
+    ]
+    _check_hashes(spec, locked, provided)
+    return locked
+
+
+def _check_hashes(spec: EnvSpec, locked: list[LockedPackage], provided: Mapping[str, str]) -> None:
+    """Every ``--hash`` of the spec: the locked file of that package must have one of the
+    hashes given. A package not locked for this arch (a marker left it out) is skipped."""
+    allowed: dict[str, list[str]] = {}
+    for name, digest in spec.pypi_hashes:
+        allowed.setdefault(name, []).append(digest)
+    origins = dict(spec.hash_origins)
+    by_name = {_pypi_name(p.name): p for p in locked}
+    for name, digests in sorted(allowed.items()):
+        where = origins.get(name, "the requirements")
+        given = ", ".join(f"--hash={d}" for d in digests)
+        if name in provided:
+            raise ResolveError(
+                f"{name}: {where} gives {given}, but conda provides {name} {provided[name]} in "
+                f"env '{spec.name}', so no PyPI file is locked to check it against"
+            )
+        pkg = by_name.get(name)
+        if pkg is None:
+            continue
+        got = f"sha256:{pkg.sha256}" if pkg.sha256 else "no sha256"
+        if got not in digests:
+            raise ResolveError(
+                f"{name}: hash mismatch: the locked file {pkg.filename or pkg.url} has {got}, "
+                f"but {where} allows only {given}"
+            )
 
 
 def _pypi_name(name: str) -> str:
