@@ -22,14 +22,6 @@ def target_payload(env: str, archs: Mapping[str, str]) -> bytes:
     return (json.dumps(doc, sort_keys=True) + "\n").encode("utf-8")
 
 
-def alias_payload(locks: Sequence[Lock]) -> bytes:
-    """The payload of an alias pointing at ``locks`` (one env, its archs)."""
-    return target_payload(
-        locks[0].name,
-        {lock.env_id.arch: f"{lock.env_id.req_id}:{lock.env_id.full_id}" for lock in locks},
-    )
-
-
 def point_alias(store: Store, alias: str, env: str, archs: Mapping[str, str]) -> bool:
     """Point ``alias`` at env ``env``'s descriptors (arch -> ``req_id:full_id``). Refused
     when a descriptor is not in the store: an alias never names a missing env. Mutable

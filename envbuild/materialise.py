@@ -35,12 +35,10 @@ def local_files(
             return file, path
         if store is None:
             raise EnvbuildError(f"{file.filename} is not in the local cache and there is no store")
-        tmp = cache.incoming_path(file.sha256, file.filename)
-        try:
-            store.get_file(file.key, tmp, file.sha256)
-            return file, cache.adopt(tmp, file.sha256, file.filename)
-        finally:
-            tmp.unlink(missing_ok=True)
+        pull = store.get_file
+        return file, cache.bring(
+            file.sha256, file.filename, lambda tmp: pull(file.key, tmp, file.sha256)
+        )
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(files) or 1))) as pool:
         return list(pool.map(one, files))

@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,19 +119,20 @@ class PackageCache:
                 out.write(chunk)
         return self.path(sha256, filename)
 
-    def incoming_path(self, sha256: str, filename: str) -> Path:
-        """A fresh temp path beside where ``filename`` goes (unique per caller: several
-        threads or processes may bring in the same file at once), for :meth:`adopt`."""
+    def bring(self, sha256: str, filename: str, write: Callable[[Path], None]) -> Path:
+        """Put a file into the cache through ``write(temp_path)`` (a store download): the
+        temp name is unique to this call (several threads or processes may bring in the
+        same file at once), the result is verified, then renamed into place."""
         import uuid
 
         final = self.path(sha256, filename)
         final.parent.mkdir(parents=True, exist_ok=True)
-        return final.with_name(f".{filename}.{uuid.uuid4().hex}.part")
-
-    def adopt(self, tmp: Path, sha256: str, filename: str) -> Path:
-        """Move a downloaded file (in the cache's directory for it) into place, verified."""
-        final = self.path(sha256, filename)
-        self._settle(tmp, final, sha256)
+        tmp = final.with_name(f".{filename}.{uuid.uuid4().hex}.part")
+        try:
+            write(tmp)
+            self._settle(tmp, final, sha256)
+        finally:
+            tmp.unlink(missing_ok=True)
         return final
 
     def _settle(self, tmp: Path, final: Path, sha256: str) -> None:

@@ -6,7 +6,7 @@ import base64
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,13 +231,12 @@ class Fetcher:
         return "", 0, problems
 
     def _from_store(self, item: Wanted) -> None:
-        assert self.store is not None
-        tmp = self.cache.incoming_path(item.sha256, item.filename)
-        try:
-            self.store.get_file(item.store_key, tmp, item.sha256)  # verified by the store
-            self.cache.adopt(tmp, item.sha256, item.filename)  # and again by the cache
-        finally:
-            tmp.unlink(missing_ok=True)
+        store = self.store
+        assert store is not None
+        # verified by the store's get_file, and again by the cache
+        self.cache.bring(
+            item.sha256, item.filename, lambda tmp: store.get_file(item.store_key, tmp, item.sha256)
+        )
 
     def _from_origin(self, item: Wanted) -> None:
         if item.url.startswith("file:"):
@@ -247,14 +246,3 @@ class Fetcher:
         url, headers = self.credentials.real(item.url)
         with self.cache.incoming(item.sha256, item.filename) as out, self.http(url, headers) as src:
             shutil.copyfileobj(src, out, 1 << 20)
-
-
-def all_wanted(
-    locks: Iterable[Lock], root: Path, key_of: Callable[[str, str], str] | None
-) -> list[Wanted]:
-    """The files of several locks, each once."""
-    seen: dict[tuple[str, str], Wanted] = {}
-    for lock in locks:
-        for item in wanted(lock, root, key_of):
-            seen.setdefault((item.sha256, item.filename), item)
-    return list(seen.values())
