@@ -55,7 +55,7 @@ PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 UV = Path(sys.executable).with_name("uv")
 
 RAW_RATTLER = """
-import asyncio, json, sys
+import asyncio, json, os, sys
 from pathlib import Path
 import rattler
 lock, channel, prefix, cache = sys.argv[1:]
@@ -69,6 +69,8 @@ for subdir in Path(channel).iterdir():
 assert len(records) == len(wanted), (len(records), len(wanted))
 asyncio.run(rattler.install(records, target_prefix=Path(prefix), cache_dir=Path(cache),
                             show_progress=False, execute_link_scripts=False))
+sys.stdout.flush()
+os._exit(0)  # py-rattler 0.28 may crash at interpreter teardown (README); envbuild does the same
 """
 
 

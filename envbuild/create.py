@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import json
 import logging
@@ -265,6 +264,8 @@ def _link_conda(
     alternative: Path | None = None,
     installed: list[object] | None = None,
 ) -> None:
+    import asyncio
+
     import rattler
 
     cache.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,6 @@ import logging
 import re
 import sys
 import tempfile
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -175,6 +174,8 @@ def _version_key(text: str) -> Any:
 
 def table_from_wheel(wheel: Path) -> bytes:
     """The table built from a conda-pypi wheel file."""
+    import zipfile
+
     from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
     try:

@@ -53,11 +53,18 @@ class ParsedSpec:
     files: tuple[str, ...] = ()  # files read through -r / -c, relative to the workspace
 
 
+# a bare package name, which is its own canonical match spec (tested against rattler):
+# parsed without importing rattler, which a run that solves nothing does not need
+_BARE_NAME = re.compile(r"[a-z0-9_]+(?:[.-][a-z0-9_]+)*")
+
+
 def normalise_conda_spec(spec: str) -> str:
     """The canonical string of a conda match spec (``numpy>= 1.2`` → ``numpy >=1.2``).
 
     Raises ValueError with rattler's message when ``spec`` is not a valid match spec.
     """
+    if _BARE_NAME.fullmatch(spec):
+        return spec
     from rattler import MatchSpec
 
     try:
