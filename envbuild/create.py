@@ -67,14 +67,23 @@ class Created:
         return "updated: " + ", ".join(items[:most]) + more
 
 
-def marker(prefix: Path) -> dict[str, str] | None:
-    """The env id the prefix was completed with, or None (absent: never completed, or an
-    update was interrupted)."""
+def marker(prefix: Path) -> dict[str, object] | None:
+    """What the prefix was completed with, or None (absent: never completed, or an update
+    was interrupted): the env id and, under ``conda``, the sha256 of each conda package's
+    install file by name."""
     try:
         data = json.loads((prefix / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _marker_shas(found: dict[str, object] | None) -> dict[str, str]:
+    """The conda packages' install-file sha256 recorded in a marker (none in an old one)."""
+    shas = (found or {}).get("conda")
+    if not isinstance(shas, dict):
+        return {}
+    return {str(k): str(v) for k, v in shas.items()}
 
 
 def is_current(prefix: Path, lock: Lock) -> bool:
@@ -137,7 +146,8 @@ def create_env(
         conda = [(f, p) for f, p in files if f.kind == "conda"]
         wheels = [(f, p) for f, p in files if f.kind == "pypi"]
         fresh = not prefix.exists()
-        interrupted = not fresh and marker(prefix) is None  # the last run did not finish
+        previous = None if fresh else marker(prefix)
+        interrupted = not fresh and previous is None  # the last run did not finish
         (prefix / MARKER).unlink(missing_ok=True)
         linked: tuple[str, ...] = ()
         removed: tuple[str, ...] = ()
@@ -168,11 +178,18 @@ def create_env(
             os.rename(staging, prefix)
             linked = tuple(sorted(f"{f.name} {_version(lock, f.name)}" for f, _ in conda))
         else:
-            linked, removed = _update_conda(lock, conda, prefix, rattler_cache, check)
+            linked, removed = _update_conda(
+                lock, conda, prefix, rattler_cache, check, _marker_shas(previous)
+            )
         installed, dropped = wheels_done or _sync_wheels(
             wheels, prefix, lock, rattler_cache.parent / "wheels", check, redo=interrupted
         )
-        done = {"env": lock.name, "arch": lock.env_id.arch, **lock.env_id.to_dict()}
+        done = {
+            "env": lock.name,
+            "arch": lock.env_id.arch,
+            **lock.env_id.to_dict(),
+            "conda": {f.name: f.sha256 for f, _ in sorted(conda, key=lambda fp: fp[0].name)},
+        }
         _write(prefix / MARKER, json.dumps(done, sort_keys=True) + "\n")
         return Created(prefix, linked, removed, installed, dropped, fresh)
 
@@ -288,28 +305,44 @@ def _link_conda(
 
 
 def _update_conda(
-    lock: Lock, conda: Files, prefix: Path, cache: Path, check: Verify
+    lock: Lock, conda: Files, prefix: Path, cache: Path, check: Verify, shas: dict[str, str]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Link only what changed (rattler diffs against the prefix's conda-meta records);
-    ``check`` the files of the packages that are not installed as they are (all of them
-    when python's version changes: rattler then links every ``noarch: python`` again)."""
-    from rattler import PrefixRecord
-
+    """Link only what changed (rattler diffs against the prefix's conda-meta records, which
+    it reads itself); ``check`` the files of the packages that are not installed as they
+    are (all of them when python's version changes: rattler then links every ``noarch:
+    python`` again). ``shas``: the install files the prefix was completed with, by name
+    (from its marker); a package without one (an interrupted run, an old marker, a package
+    another tool put there) is checked, and when there are no ``shas`` at all the
+    records are read here and given to rattler."""
     meta = prefix / "conda-meta"
-    before: dict[str, tuple[str, str]] = {}  # name -> (file name, version)
-    shas: dict[str, str] = {}  # name -> sha256 of the installed file
-    installed: list[object] = []  # given to rattler, which would otherwise read them again
-    for path in meta.glob("*.json") if meta.is_dir() else []:
-        try:
-            record = PrefixRecord.from_path(path)
-        except Exception:  # not a record (e.g. our own files)
-            continue
-        installed.append(record)
-        before[record.name.normalized] = (str(record.file_name), str(record.version))
-        shas[record.name.normalized] = record.sha256.hex() if record.sha256 else ""
-    wanted = {f.name: f.filename for f, _ in conda}
+    before: dict[str, tuple[str, str]] = {}  # name -> (name-version-build, version)
+    installed: list[object] | None = None
+    if not shas:
+        from rattler import PrefixRecord
+
+        installed = []
+        for path in meta.glob("*.json") if meta.is_dir() else []:
+            try:
+                record = PrefixRecord.from_path(path)
+            except Exception:  # not a record (e.g. our own files)
+                continue
+            installed.append(record)
+            before[record.name.normalized] = (_stem(str(record.file_name)), str(record.version))
+            shas[record.name.normalized] = record.sha256.hex() if record.sha256 else ""
+    else:  # conda-meta/NAME-VERSION-BUILD.json: a name may hold dashes, the others do not
+        for path in meta.glob("*.json") if meta.is_dir() else []:
+            parts = path.stem.rsplit("-", 2)
+            if len(parts) == 3:
+                before[parts[0]] = (path.stem, parts[1])
+        shas = {n: sha for n, sha in shas.items() if n in before}
+    wanted = {f.name: _stem(f.filename) for f, _ in conda}
+    new_shas = {f.name: f.sha256 for f, _ in conda}
     python_moves = before.get("python", ("", ""))[1] != _version(lock, "python")
-    stale = [(f, p) for f, p in conda if python_moves or shas.get(f.name) != f.sha256]
+    stale = [
+        (f, p)
+        for f, p in conda
+        if python_moves or shas.get(f.name) != f.sha256 or before[f.name][0] != wanted[f.name]
+    ]
     checked = {f.name: p for f, p in check(stale)}
     conda = [(f, checked.get(f.name, p)) for f, p in conda]
     _link_conda(_records(lock, conda), prefix, cache, installed=installed)
@@ -317,11 +350,19 @@ def _update_conda(
         f"{n} {before[n][1]} -> {_version(lock, n)}"
         if n in before and before[n][1] != _version(lock, n)
         else f"{n} {_version(lock, n)}"
-        for n, fn in sorted(wanted.items())
-        if before.get(n, ("",))[0] != fn
+        for n, stem in sorted(wanted.items())
+        if before.get(n, ("",))[0] != stem or shas.get(n) != new_shas[n]
     )
     removed = tuple(f"{n} {before[n][1]}" for n in sorted(set(before) - set(wanted)))
     return linked, removed
+
+
+def _stem(filename: str) -> str:
+    """``name-version-build`` of a conda package file name."""
+    for ext in (".conda", ".tar.bz2"):
+        if filename.endswith(ext):
+            return filename[: -len(ext)]
+    return filename
 
 
 def _python(prefix: Path) -> Path:

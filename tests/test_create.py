@@ -457,3 +457,28 @@ def test_corrupt_cached_file_is_caught_before_linking(update_ws, run_cli):
 
 def lock_filenames(ws: Path, env: str = "e") -> dict[str, str]:
     return {p["name"]: p["filename"] for p in read_lock_json(ws, env, HOST)["packages"]}
+
+
+@pytest.mark.parametrize("marker_kind", ["with-shas", "old-without-shas"])
+def test_update_from_either_marker_links_only_the_change(update_ws, run_cli, marker_kind):
+    """The marker records each conda package's install-file sha256, so an update need not
+    parse every conda-meta record (rattler reads them itself); a marker of an older envbuild
+    has none, and the records are read as before. Either way only the change is linked."""
+    ws, edit = update_ws
+    assert_ok(run_cli(ws, "create", "env=e"))
+    prefix = prefix_of(ws, "e")
+    done = json.loads((prefix / MARKER).read_text())
+    assert done["conda"] == {p: lock_shas(ws)[p] for p in sorted(done["conda"])}
+    assert set(done["conda"]) == {"p0", "p1", "p2", "p3", "python", "x"}
+    if marker_kind == "old-without-shas":
+        del done["conda"]
+        (prefix / MARKER).write_text(json.dumps(done))
+    edit(["p0", "p1", "p2", "p3", "p4", "x ==2.0"], ["alpha ==1.0"])
+    old_x = conda_files(prefix, "x")
+    result, touched = update(run_cli, ws)
+    assert touched - BOOKKEEPING == conda_files(prefix, "p4") | old_x | conda_files(prefix, "x")
+    assert report(result, "e") == "env e: updated: +p4 1.0, x 1.0 -> 2.0"
+
+
+def lock_shas(ws: Path, env: str = "e") -> dict[str, str]:
+    return {p["name"]: p["sha256"] for p in read_lock_json(ws, env, HOST)["packages"]}

@@ -252,6 +252,24 @@ class ArtifactRun:
         self._lock = threading.Lock()
         self.stats: dict[str, list[int]] = {}  # stage -> [subtasks, items, bytes]
         self._failure: EnvbuildError | None = None  # the store failed an up-to-date check
+        self._parsed: dict[str, Lock] = {}  # lock text -> its parse (each stage reads it)
+
+    def read(self, lock_path: Path) -> Lock:
+        """The lock at ``lock_path``, parsed once per run for each content it has (keyed by
+        the text itself, so a lock rewritten during the run is parsed again)."""
+        from envbuild.lock import read_lock
+
+        try:
+            text = lock_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return read_lock(lock_path)  # it says what is wrong
+        with self._lock:
+            known = self._parsed.get(text)
+        if known is None:
+            known = Lock.loads(text, str(lock_path))
+            with self._lock:
+                self._parsed[text] = known
+        return known
 
     def _count(self, stage: str, items: int, size: int = 0) -> None:
         with self._lock:
@@ -288,10 +306,9 @@ class ArtifactRun:
     def done(self, stage: str, lock_path: Path) -> bool:
         """doit's uptodate of ``stage`` for one lock: from the cache and the store."""
         from envbuild.artifacts import wheels
-        from envbuild.lock import read_lock
 
         try:
-            lock = read_lock(lock_path)
+            lock = self.read(lock_path)
         except EnvbuildError:
             return False  # the action reports it
         if stage == "create":  # the env on disk: its marker decides
@@ -343,9 +360,8 @@ class ArtifactRun:
 
     def _run(self, stage: str, lock_path: Path) -> None:
         from envbuild.artifacts import wheels
-        from envbuild.lock import read_lock
 
-        lock = read_lock(lock_path)
+        lock = self.read(lock_path)
         if stage == "create":
             self.create(lock)
             return
