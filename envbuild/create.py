@@ -105,6 +105,21 @@ def prefix_lock(prefix: Path, lock_dir: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+def check_creatable(arch: str, env: str = "") -> None:
+    """Refuse an env for an arch envbuild locks but never creates (win-64: its layout,
+    ``Library/`` and ``Scripts/``, is not linked here), with what to do instead."""
+    from envbuild.platforms import os_of
+
+    if os_of(arch) == "win":
+        what = f"env '{env}' is locked for {arch}" if env else f"{arch} envs are locked only"
+        name = env or "ENV"
+        raise CreateError(
+            f"{what}: envbuild resolves, shows and exports {arch} envs but creates envs on "
+            f"linux and macOS only: install it on Windows from an export (`envbuild export "
+            f"{name} --arch {arch} --format conda-lock`)"
+        )
+
+
 def create_env(
     lock: Lock,
     files: Sequence[tuple[InstallFile, Path]],
@@ -128,6 +143,7 @@ def create_env(
     ``verify``: called on the files about to be linked, and only those (an update links
     few), to check every byte first; without it, ``files`` are taken as verified.
     """
+    check_creatable(lock.env_id.arch, lock.name)
     prefix = prefix.absolute()
     prefix.parent.mkdir(parents=True, exist_ok=True)
     with prefix_lock(prefix, lock_dir or rattler_cache.parent / "locks"):
