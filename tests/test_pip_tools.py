@@ -108,9 +108,7 @@ def test_pin_wins_over_the_conda_copy(resolver, channel, index, tmp_path, run_cl
 def test_a_dependency_on_them_decides_too(resolver, channel, index, tmp_path, run_cli):
     """``setuptools<70`` from a dependency's metadata is PyPI's to decide as well."""
     env = {"python": "3.12", "pypi": ["old-build"]}
-    result = resolve(
-        tmp_path / "ws", run_cli, channel, index, {"t": env}, ["linux-64"], resolver
-    )
+    result = resolve(tmp_path / "ws", run_cli, channel, index, {"t": env}, ["linux-64"], resolver)
     assert result.returncode == 0, result.stderr
     assert contents(tmp_path / "ws", "t", "linux-64") == [
         ("conda", "pip", "25.3"),
@@ -178,14 +176,18 @@ def test_created_env_holds_pypi_copies_only(channel, index, tmp_path, run_cli):
     result = run_cli(ws, "create", "env=t")
     assert result.returncode == 0, result.stdout + result.stderr
     prefix = ws / ".envbuild" / "envs" / "t"
-    conda = sorted(json.loads(p.read_text())["name"] for p in (prefix / "conda-meta").glob("*.json"))
+    conda = sorted(
+        json.loads(p.read_text())["name"] for p in (prefix / "conda-meta").glob("*.json")
+    )
     assert conda == ["python", "wheel"]
     site = prefix / "lib" / "python3.12" / "site-packages"
     assert sorted(p.name for p in site.glob("*.dist-info")) == [
         "pip-23.0.dist-info",
         "setuptools-69.5.1.dist-info",
     ]
-    assert (site / "pip" / "__init__.py").read_text() == '"""pip (test distribution)."""\n\n__version__ = "23.0"\n'
+    assert (
+        site / "pip" / "__init__.py"
+    ).read_text() == '"""pip (test distribution)."""\n\n__version__ = "23.0"\n'
     assert not (prefix / "site-packages").exists()  # conda pip's payload was not linked
 
 
@@ -199,6 +201,14 @@ def test_stub_channel_python_drags_pip_tools(index, tmp_path, run_cli):
     result = resolve(tmp_path / "ws", run_cli, stub.as_uri(), index, {"t": env}, ["linux-64"])
     assert result.returncode == 0, result.stderr
     packages = lock_packages(tmp_path / "ws", "t", "linux-64")
-    tools = sorted((p["kind"], n, p["version"]) for n, p in packages.items() if n in ("pip", "setuptools", "wheel"))
-    assert tools == [("conda", "pip", "25.3"), ("conda", "setuptools", "80.9.0"), ("pypi", "wheel", "0.38.1")]
+    tools = sorted(
+        (p["kind"], n, p["version"])
+        for n, p in packages.items()
+        if n in ("pip", "setuptools", "wheel")
+    )
+    assert tools == [
+        ("conda", "pip", "25.3"),
+        ("conda", "setuptools", "80.9.0"),
+        ("pypi", "wheel", "0.38.1"),
+    ]
     assert "pip" in packages["python"]["depends"]
