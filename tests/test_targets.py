@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import tomli_w
-from conftest import ServedIndex, lock_packages, read_lock_json
+from conftest import lock_packages, read_lock_json
 
 PY = "3.11.9"
 ALL = ["linux-64", "linux-aarch64", "osx-64", "osx-arm64", "win-64"]
