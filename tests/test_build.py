@@ -217,6 +217,17 @@ def test_check_buildable_before_building() -> None:
     check_buildable("mypkg", "1.0", pure, arch="osx-arm64", host_arch="linux-64")
 
 
+def test_check_buildable_for_win64_says_envbuild_does_not_build_there() -> None:
+    known = ["mypkg-1.0-cp311-cp311-linux_x86_64.whl"]
+    with pytest.raises(ForeignPlatformError) as err:
+        check_buildable("mypkg", "1.0", known, arch="win-64", host_arch="linux-64")
+    assert str(err.value) == (
+        "mypkg 1.0 builds a platform wheel (mypkg-1.0-cp311-cp311-linux_x86_64.whl), which does "
+        "not fit win-64, and envbuild does not build on Windows: publish a win-64 wheel of it "
+        "on an index (or find-links) the env uses and resolve again"
+    )
+
+
 def test_check_wheel_other_python() -> None:
     vps = virtual_packages("linux-64", {})
     with pytest.raises(BuildError) as err:

@@ -233,6 +233,11 @@ def test_win64_mixed_env_locks(resolver, channel, pypi_index, tmp_path, run_cli)
     ]
     show = run_cli(ws, "show", "w", "--arch", "win-64")
     assert show.returncode == 0, show.stderr
+    for fmt in ("conda-lock", "requirements", "pylock"):  # exports work for win-64
+        out = ws / f"export.{fmt}"
+        result = run_cli(ws, "export", "w", "--arch", "win-64", "--format", fmt, "-o", out)
+        assert result.returncode == 0, result.stderr
+        assert f"native-2.0-{CP}-win_amd64.whl" in out.read_text()
 
 
 def test_win64_create_is_refused(channel, pypi_index, tmp_path, run_cli):
@@ -250,3 +255,26 @@ def test_win64_create_is_refused(channel, pypi_index, tmp_path, run_cli):
     )
     assert "Traceback" not in result.stderr
     assert not (ws / ".envbuild" / "envs").exists()
+
+
+def test_win64_env_from_a_lock_is_refused_by_create(channel, pypi_index, tmp_path, run_cli):
+    """The one way into an env on disk (a store reference, a bundle, the create task) refuses
+    a win-64 lock before touching the prefix."""
+    from envbuild.create import CreateError, create_env
+    from envbuild.lock import read_lock
+
+    idx = pypi_index({"native": NATIVE})
+    ws = tmp_path / "ws"
+    settings = {"archs": ["win-64"], "channels": [channel], "pypi-index": idx.url}
+    result = resolve(ws, run_cli, settings, {"w": {"python": "3.11", "pypi": ["native"]}})
+    assert result.returncode == 0, result.stderr
+    lock = read_lock(ws / "locks" / "w" / "win-64.json")
+    prefix = tmp_path / "env"
+    with pytest.raises(CreateError) as info:
+        create_env(lock, [], prefix, tmp_path / "cache" / "rattler")
+    assert str(info.value) == (
+        "env 'w' is locked for win-64: envbuild resolves, shows and exports win-64 envs but "
+        "creates envs on linux and macOS only: install it on Windows from an export "
+        "(`envbuild export w --arch win-64 --format conda-lock`)"
+    )
+    assert not prefix.exists()
