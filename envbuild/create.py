@@ -111,12 +111,11 @@ def check_creatable(arch: str, env: str = "") -> None:
     from envbuild.platforms import os_of
 
     if os_of(arch) == "win":
-        what = f"env '{env}' is locked for {arch}" if env else f"{arch} envs are locked only"
-        name = env or "ENV"
+        what = f"env '{env}' is for {arch}, a target" if env else f"{arch} is a target"
         raise CreateError(
-            f"{what}: envbuild resolves, shows and exports {arch} envs but creates envs on "
-            f"linux and macOS only: install it on Windows from an export (`envbuild export "
-            f"{name} --arch {arch} --format conda-lock`)"
+            f"{what} for locks only: envbuild resolves, fetches, shows and exports {arch} "
+            "envs, but creates envs on linux and macOS: install it on Windows from an export "
+            f"(`envbuild export {env or 'ENV'} --arch {arch} --format conda-lock`)"
         )
 
 

@@ -249,9 +249,9 @@ def test_win64_create_is_refused(channel, pypi_index, tmp_path, run_cli):
     result = run_cli(ws, "create", "arch=win-64")
     assert result.returncode == 2
     assert result.stderr.splitlines()[0] == (
-        "envbuild: error: create: win-64 envs are locked only: envbuild resolves, shows and "
-        "exports win-64 envs but creates envs on linux and macOS only: install it on Windows "
-        "from an export (`envbuild export ENV --arch win-64 --format conda-lock`)"
+        "envbuild: error: create: win-64 is a target for locks only: envbuild resolves, "
+        "fetches, shows and exports win-64 envs, but creates envs on linux and macOS: install "
+        "it on Windows from an export (`envbuild export ENV --arch win-64 --format conda-lock`)"
     )
     assert "Traceback" not in result.stderr
     assert not (ws / ".envbuild" / "envs").exists()
@@ -273,8 +273,8 @@ def test_win64_env_from_a_lock_is_refused_by_create(channel, pypi_index, tmp_pat
     with pytest.raises(CreateError) as info:
         create_env(lock, [], prefix, tmp_path / "cache" / "rattler")
     assert str(info.value) == (
-        "env 'w' is locked for win-64: envbuild resolves, shows and exports win-64 envs but "
-        "creates envs on linux and macOS only: install it on Windows from an export "
-        "(`envbuild export w --arch win-64 --format conda-lock`)"
+        "env 'w' is for win-64, a target for locks only: envbuild resolves, fetches, shows "
+        "and exports win-64 envs, but creates envs on linux and macOS: install it on Windows "
+        "from an export (`envbuild export w --arch win-64 --format conda-lock`)"
     )
     assert not prefix.exists()
