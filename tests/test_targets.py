@@ -278,3 +278,28 @@ def test_win64_env_from_a_lock_is_refused_by_create(channel, pypi_index, tmp_pat
         "from an export (`envbuild export w --arch win-64 --format conda-lock`)"
     )
     assert not prefix.exists()
+
+
+def test_win64_env_from_a_store_is_refused_before_any_download(
+    channel, pypi_index, tmp_path, run_cli
+):
+    idx = pypi_index({"native": NATIVE})
+    ws = tmp_path / "ws"
+    settings = {"archs": ["win-64"], "channels": [channel], "pypi-index": idx.url}
+    result = resolve(ws, run_cli, settings, {"w": {"python": "3.11", "pypi": ["native"]}})
+    assert result.returncode == 0, result.stderr
+    result = run_cli(ws, "upload", "env=w", "--alias", "team/w:latest")
+    assert result.returncode == 0, result.stdout + result.stderr
+    store, cache, prefix = ws / ".envbuild" / "store", tmp_path / "cache", tmp_path / "env"
+    result = run_cli(
+        tmp_path, "create", "team/w:latest", "--store", store, "--prefix", prefix,
+        "--arch", "win-64", "--cache", cache,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == (
+        "envbuild: error: env 'w' is for win-64, a target for locks only: envbuild resolves, "
+        "fetches, shows and exports win-64 envs, but creates envs on linux and macOS: install "
+        "it on Windows from an export (`envbuild export w --arch win-64 --format conda-lock`)\n"
+    )
+    assert not prefix.exists()
+    assert not (cache / "pkgs").exists() or not any((cache / "pkgs").rglob("*.whl"))
