@@ -113,6 +113,20 @@ def prefix_lock(prefix: Path, lock_dir: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+def check_creatable(arch: str, env: str = "") -> None:
+    """Refuse an env for an arch envbuild locks but never creates (win-64: its layout,
+    ``Library/`` and ``Scripts/``, is not linked here), with what to do instead."""
+    from envbuild.platforms import os_of
+
+    if os_of(arch) == "win":
+        what = f"env '{env}' is for {arch}, a target" if env else f"{arch} is a target"
+        raise CreateError(
+            f"{what} for locks only: envbuild resolves, fetches, shows and exports {arch} "
+            "envs, but creates envs on linux and macOS: install it on Windows from an export "
+            f"(`envbuild export {env or 'ENV'} --arch {arch} --format conda-lock`)"
+        )
+
+
 def create_env(
     lock: Lock,
     files: Sequence[tuple[InstallFile, Path]],
@@ -136,6 +150,7 @@ def create_env(
     ``verify``: called on the files about to be linked, and only those (an update links
     few), to check every byte first; without it, ``files`` are taken as verified.
     """
+    check_creatable(lock.env_id.arch, lock.name)
     prefix = prefix.absolute()
     prefix.parent.mkdir(parents=True, exist_ok=True)
     with prefix_lock(prefix, lock_dir or rattler_cache.parent / "locks"):

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from envbuild.artifacts.cache import PackageCache
-from envbuild.create import Created, create_env
+from envbuild.create import Created, check_creatable, create_env
 from envbuild.descriptor import Descriptor, InstallFile
 from envbuild.errors import EnvbuildError
 from envbuild.ids import Alias, ExactRef, parse_env_ref
@@ -126,6 +126,7 @@ def create_from(
     ``host_python``: for a host-python env (default: one of the locked version, found on
     this machine)."""
     lock = descriptor.lock
+    check_creatable(lock.env_id.arch, lock.name)  # before pulling any file
     cache = PackageCache(cache_dir / "pkgs")
     files = local_files(descriptor.files, cache, store)
     python = host_python or host_python_for(lock)

@@ -228,10 +228,14 @@ def _create_dicts(ws: Workspace, run: Any) -> Iterator[dict[str, Any]]:
     from doit import get_var
 
     from envbuild.artifacts.stages import DOCS
-    from envbuild.platforms import host_arch
+    from envbuild.platforms import host_arch, os_of
 
     envs, archs = split_names(get_var("env")), split_names(get_var("arch"))
     yield {"basename": "create", "name": None, "doc": DOCS["create"]}
+    for arch in sorted(a for a in archs or () if os_of(a) == "win"):  # asked for: say why not
+        from envbuild.create import check_creatable
+
+        yield {"name": arch, "actions": [(_guarded, ["create", check_creatable, arch])]}
     if archs and host_arch() not in archs:
         return
     for task in resolve_tasks(ws, envs, {host_arch()}):

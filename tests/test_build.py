@@ -159,10 +159,11 @@ ALL = [W_PURE, W_LINUX_311, W_LINUX_312, W_ABI3, W_MAC_11, W_MAC_U2, "a-1.0.tar.
         ([W_LINUX_RAW], "osx-arm64", "3.11", {}, None),
         ([W_LINUX_312], "linux-64", "3.11", {}, None),
         ([W_LINUX_311], "linux-64", "3.12", {}, None),
-        ([W_LINUX_228], "linux-64", "3.11", {}, None),
-        ([W_LINUX_228, W_LINUX_311], "linux-64", "3.11", {"__glibc": "2.28"}, W_LINUX_228),
-        ([W_MAC_13], "osx-arm64", "3.11", {}, None),
-        ([W_MAC_13, W_MAC_11], "osx-arm64", "3.11", {"__osx": "13.0"}, W_MAC_13),
+        ([W_LINUX_228], "linux-64", "3.11", {"__glibc": "2.17"}, None),
+        ([W_LINUX_228, W_LINUX_311], "linux-64", "3.11", {"__glibc": "2.17"}, W_LINUX_311),
+        ([W_LINUX_228, W_LINUX_311], "linux-64", "3.11", {}, W_LINUX_228),  # default 2.28
+        ([W_MAC_13], "osx-arm64", "3.11", {"__osx": "11.0"}, None),
+        ([W_MAC_13, W_MAC_11], "osx-arm64", "3.11", {}, W_MAC_13),  # default 13.0
         ([W_PY2], "linux-64", "3.11", {}, None),
         ([], "linux-64", "3.11", {}, None),
         (["not-a-wheel.whl", "a-1.0.tar.gz"], "linux-64", "3.11", {}, None),
@@ -188,7 +189,7 @@ def test_pick_wheel_ties_go_to_the_smaller_filename() -> None:
 
 def test_build_environment() -> None:
     assert build_environment("osx-arm64", virtual_packages("osx-arm64", {})) == {
-        "MACOSX_DEPLOYMENT_TARGET": "11.0"
+        "MACOSX_DEPLOYMENT_TARGET": "13.0"
     }
     assert build_environment("osx-64", virtual_packages("osx-64", {"__osx": "12.3"})) == {
         "MACOSX_DEPLOYMENT_TARGET": "12.3"
@@ -214,6 +215,17 @@ def test_check_buildable_before_building() -> None:
     check_buildable("mypkg", "1.0", [], arch="osx-arm64", host_arch="linux-64")  # unknown: build
     pure = ["mypkg-1.0-py2-none-any.whl"]  # a pure wheel says nothing of this host's build
     check_buildable("mypkg", "1.0", pure, arch="osx-arm64", host_arch="linux-64")
+
+
+def test_check_buildable_for_win64_says_envbuild_does_not_build_there() -> None:
+    known = ["mypkg-1.0-cp311-cp311-linux_x86_64.whl"]
+    with pytest.raises(ForeignPlatformError) as err:
+        check_buildable("mypkg", "1.0", known, arch="win-64", host_arch="linux-64")
+    assert str(err.value) == (
+        "mypkg 1.0 builds a platform wheel (mypkg-1.0-cp311-cp311-linux_x86_64.whl), which does "
+        "not fit win-64, and envbuild does not build on Windows: publish a win-64 wheel of it "
+        "on an index (or find-links) the env uses and resolve again"
+    )
 
 
 def test_check_wheel_other_python() -> None:

@@ -16,8 +16,10 @@ from envbuild.parsers.envyml import parse_environment_yml
 from envbuild.parsers.selectors import SelectorSyntaxError, evaluate, selector_names
 from envbuild.platforms import ARCHS
 
+UNIX = ("linux-64", "linux-aarch64", "osx-64", "osx-arm64")
+
 PATH = "envs/web.yml"
-KNOWN = "aarch64, arm64, linux, linux64, osx, osx64, osxarm64, unix, win, x86, x86_64"
+KNOWN = "aarch64, arm64, linux, linux64, osx, osx64, osxarm64, unix, win, win64, x86, x86_64"
 
 
 def parse(text: str) -> ParsedSpec:
@@ -84,7 +86,8 @@ def test_conda_deps_normalised_with_arch_restrictions(full: ParsedSpec) -> None:
         "clang": ("osx-64", "osx-arm64"),
         "arm-only": ("linux-aarch64", "osx-arm64"),
         "mkl": ("linux-64",),
-        "everywhere": (),
+        "everywhere": UNIX,
+        "nowhere": ("win-64",),
         "pip": (),
     }
 
@@ -129,6 +132,7 @@ def test_no_sys_packages(full: ParsedSpec) -> None:
             ("osx-arm64",),
             {"numpy >=1.26", "pandas 2.*", "scipy >=1.11,<2", "clang", "arm-only", "everywhere", "pip"},
         ),
+        (("win-64",), {"numpy >=1.26", "pandas 2.*", "scipy >=1.11,<2", "nowhere", "pip"}),
     ],
 )
 def test_deps_selected_for_each_arch(
@@ -142,8 +146,14 @@ def test_restrictions_are_over_every_known_arch() -> None:
     """A selected dependency is restricted to the archs of ``platforms.ARCHS`` it is
     selected on, whatever archs an env targets: ``# [linux]`` is (linux-64, linux-aarch64)
     even in a linux-only env; a dependency selected on no arch is dropped."""
-    spec = parse("dependencies:\n  - a  # [linux]\n  - b  # [unix]\n  - c  # [win]\n  - d\n")
-    assert spec.conda == (Dep("a", ("linux-64", "linux-aarch64")), Dep("b"), Dep("d"))
+    spec = parse(
+        "dependencies:\n  - a  # [linux]\n  - b  # [unix]\n  - c  # [win]\n  - d\n"
+        "  - e  # [linux and osx]\n"
+    )
+    # in the order first seen over ARCHS: c is seen on win-64, the last arch
+    assert spec.conda == (
+        Dep("a", ("linux-64", "linux-aarch64")), Dep("b", UNIX), Dep("d"), Dep("c", ("win-64",)),
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -401,12 +411,13 @@ def test_unquoted_entry_ending_with_a_colon_is_refused() -> None:
 TRUE_ON: dict[str, tuple[str, ...]] = {
     "linux": ("linux-64", "linux-aarch64"),
     "osx": ("osx-64", "osx-arm64"),
-    "win": (),
-    "unix": ARCHS,
+    "win": ("win-64",),
+    "win64": ("win-64",),
+    "unix": UNIX,
     "linux64": ("linux-64",),
     "aarch64": ("linux-aarch64",),
     "arm64": ("linux-aarch64", "osx-arm64"),
-    "x86_64": ("linux-64", "osx-64"),
+    "x86_64": ("linux-64", "osx-64", "win-64"),
     "x86": (),
     "osx64": ("osx-64",),
     "osxarm64": ("osx-arm64",),
@@ -432,7 +443,8 @@ def test_evaluate_name(name: str, arch: str) -> None:
         ("linux and not aarch64", ("linux-64",)),
         ("osx or aarch64", ("linux-aarch64", "osx-64", "osx-arm64")),
         ("(linux or osx) and not arm64", ("linux-64", "osx-64")),
-        ("unix and not win", ARCHS),
+        ("unix and not win", UNIX),
+        ("win and x86_64", ("win-64",)),
         ("linux and osx", ()),
         ("not (x86_64 or arm64)", ()),
     ],

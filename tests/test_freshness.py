@@ -225,7 +225,7 @@ def test_check_reasons(ws, run_cli):
     text = text.replace(
         'conda = ["demo-lib"]', 'conda = ["demo-tool"]\nchannel-priority = "flexible"'
     )
-    text = text.replace("[env.two]", '[env.two]\nvirtual-packages = { __glibc = "2.28" }')
+    text = text.replace("[env.two]", '[env.two]\nvirtual-packages = { __glibc = "2.31" }')
     (ws / "envbuild.toml").write_text(text)
     check = run_cli(ws, "resolve", "--check")
     assert check.returncode == 1
@@ -235,7 +235,7 @@ def test_check_reasons(ws, run_cli):
         "locks/one/osx-arm64.json: stale: spec changed: added demo-tool; removed demo-lib; "
         "resolver settings changed: channel_priority",
         "locks/two/linux-64.json: stale: spec changed: sys changed; virtual packages changed: "
-        "added __glibc=2.28=0; removed __glibc=2.17=0",
+        "added __glibc=2.31=0; removed __glibc=2.28=0",
         # the override is part of the env's req_id, though osx ignores __glibc
         "locks/two/osx-arm64.json: stale: spec changed: sys changed",
         "0 locks current, 4 not current",

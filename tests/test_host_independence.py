@@ -292,6 +292,7 @@ def test_req_id_does_not_depend_on_the_arch_list(tmp_path: Path, archs: set[str]
         "libgcc": ("linux-64", "linux-aarch64"),
         "clang": ("osx-64",),
         "accel": ("linux-aarch64", "osx-arm64"),
+        "nowhere": ("win-64",),
         "torch": ("linux-64",),
         "requests": (),
     }

@@ -18,7 +18,7 @@ from envbuild.spec import EnvSpec, ResolverSettings, Workspace, load_workspace
 FIXTURES = Path(__file__).parent / "fixtures" / "manifest"
 CF = "https://conda.anaconda.org/conda-forge"
 BIOCONDA = "https://conda.anaconda.org/bioconda"
-ARCH_LIST = "linux-64, linux-aarch64, osx-64, osx-arm64"
+ARCH_LIST = "linux-64, linux-aarch64, osx-64, osx-arm64, win-64"
 WS_KEYS = ", ".join(WORKSPACE_KEYS)
 ENV_KEY_LIST = ", ".join(ENV_KEYS)
 
@@ -241,7 +241,7 @@ FAILURES: dict[str, list[str]] = {
         "requirements (.txt, .in) or pyproject.toml",
     ],
     "bad-arch": [
-        f"envbuild.toml:2: [workspace] archs: 'win-64' is not a supported arch: use one of {ARCH_LIST}",
+        f"envbuild.toml:2: [workspace] archs: 'win-32' is not a supported arch: use one of {ARCH_LIST}",
     ],
     "empty-archs": [
         "envbuild.toml:5: [env.web] archs: must not be empty: list at least one arch",
@@ -290,7 +290,7 @@ FAILURES: dict[str, list[str]] = {
     "many-problems": [
         "envbuild.toml:1: unknown table '[toolz]': only [workspace] and [env.NAME] are allowed",
         f"envbuild.toml:9: [workspace] colour: unknown key 'colour': allowed keys are {WS_KEYS}",
-        f"envbuild.toml:5: [workspace] archs: 'win-64' is not a supported arch: use one of {ARCH_LIST}",
+        f"envbuild.toml:5: [workspace] archs: 'win-32' is not a supported arch: use one of {ARCH_LIST}",
         "envbuild.toml:7: [workspace] channel-priority: 'loose' is not one of strict, flexible, disabled",
         "envbuild.toml:8: [workspace] solve-timeout: must be a positive number of seconds",
         "envbuild.toml:15: [env.Web]: env name 'Web' may only hold a-z, 0-9, '_', '.', '-'",
@@ -602,7 +602,7 @@ def test_spec_file_problems_are_collected_with_manifest_problems(tmp_path: Path)
     assert problems_of(root) == (
         f"envbuild.toml:3: [workspace] bogus: unknown key 'bogus': allowed keys are {WS_KEYS}",
         "a.yml:2: selector name 'windows' is unknown (known: aarch64, arm64, linux, linux64, osx, "
-        "osx64, osxarm64, unix, win, x86, x86_64)",
+        "osx64, osxarm64, unix, win, win64, x86, x86_64)",
         "pyproject.toml: has no [project] table: add one with a 'dependencies' list",
     )
 

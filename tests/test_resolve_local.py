@@ -390,7 +390,7 @@ def test_unsatisfiable_explanation_keeps_its_lines(make_channel, workspace, run_
                 "name": "needs-glibc",
                 "version": "1",
                 "subdirs": ["linux-64"],
-                "depends": ["__glibc >=2.28"],
+                "depends": ["__glibc >=2.34"],
             }
         ]
     )
@@ -401,18 +401,18 @@ def test_unsatisfiable_explanation_keeps_its_lines(make_channel, workspace, run_
     assert result.returncode == 2
     lines = [ln.strip() for ln in (result.stdout + result.stderr).splitlines()]
     assert "└─ needs-glibc 1 would require" in lines
-    assert "└─ __glibc >=2.28, for which no candidates were found." in lines
+    assert "└─ __glibc >=2.34, for which no candidates were found." in lines
 
 
 # --------------------------------------------------------------------------- virtual packages
 
 SYS_RECIPES = [
     LIB_11,
-    {"name": "needs-glibc", "version": "1", "subdirs": ["linux-64"], "depends": ["__glibc >=2.28"]},
-    {"name": "needs-osx12", "version": "1", "subdirs": ["osx-arm64"], "depends": ["__osx >=12"]},
+    {"name": "needs-glibc", "version": "1", "subdirs": ["linux-64"], "depends": ["__glibc >=2.34"]},
+    {"name": "needs-osx14", "version": "1", "subdirs": ["osx-arm64"], "depends": ["__osx >=14"]},
     {"name": "needs-cuda", "version": "1", "subdirs": ["linux-64"], "depends": ["__cuda >=11.8"]},
     # one package, a different system requirement per OS
-    {"name": "sysdep", "version": "1", "subdirs": ["linux-64"], "depends": ["__glibc >=2.28"]},
+    {"name": "sysdep", "version": "1", "subdirs": ["linux-64"], "depends": ["__glibc >=2.34"]},
     {"name": "sysdep", "version": "1", "subdirs": ["osx-arm64"], "depends": ["__osx >=11"]},
 ]
 
@@ -420,8 +420,8 @@ SYS_RECIPES = [
 @pytest.mark.parametrize(
     ("package", "arch", "virtual", "missing"),
     [
-        ("needs-glibc", "linux-64", {"__glibc": "2.28"}, "__glibc >=2.28"),
-        ("needs-osx12", "osx-arm64", {"__osx": "12.0"}, "__osx >=12"),
+        ("needs-glibc", "linux-64", {"__glibc": "2.34"}, "__glibc >=2.34"),
+        ("needs-osx14", "osx-arm64", {"__osx": "14.0"}, "__osx >=14"),
         ("needs-cuda", "linux-64", {"__cuda": "12.0"}, "__cuda >=11.8"),
     ],
 )
@@ -429,7 +429,7 @@ def test_virtual_package_override(
     make_channel, workspace, run_cli, package, arch, virtual, missing
 ):
     chan = make_channel(SYS_RECIPES).as_uri()
-    # defaults (__glibc 2.17, __osx 11.0, no __cuda): unsatisfiable
+    # defaults (__glibc 2.28, __osx 13.0, no __cuda): unsatisfiable
     ws = workspace(manifest([chan], {"e": {"conda": [package]}}, archs=(arch,)), name="default")
     result = run_cli(ws, "resolve")
     out = result.stdout + result.stderr
@@ -456,13 +456,13 @@ def test_virtual_package_override(
 
 def test_os_specific_override_ignored_for_other_os(make_channel, workspace, run_cli):
     chan = make_channel(SYS_RECIPES).as_uri()
-    extra = '[workspace.virtual-packages]\n__glibc = "2.28"\n'
+    extra = '[workspace.virtual-packages]\n__glibc = "2.34"\n'
     ws = workspace(manifest([chan], {"s": {"conda": ["sysdep"]}}, extra=extra))
     assert_ok(run_cli(ws, "resolve"))
     for arch in ARCHS:
         pkg = lock_packages(ws, "s", arch)["sysdep"]
         assert pkg["subdir"] == arch
-    assert lock_packages(ws, "s", "linux-64")["sysdep"]["depends"] == ["__glibc >=2.28"]
+    assert lock_packages(ws, "s", "linux-64")["sysdep"]["depends"] == ["__glibc >=2.34"]
     assert lock_packages(ws, "s", "osx-arm64")["sysdep"]["depends"] == ["__osx >=11"]
     # without the override only linux-64 fails
     ws = workspace(manifest([chan], {"s": {"conda": ["sysdep"]}}), name="noover")
@@ -626,9 +626,9 @@ def test_filters_select_subtasks(graph_ws, run_cli):
     [
         ("env=nope", "ERROR: env=nope: no such env in envbuild.toml (known: one, two)"),
         (
-            "arch=win-64",
-            "ERROR: arch=win-64: not a supported arch "
-            "(use linux-64, linux-aarch64, osx-64, osx-arm64)",
+            "arch=win-32",
+            "ERROR: arch=win-32: not a supported arch "
+            "(use linux-64, linux-aarch64, osx-64, osx-arm64, win-64)",
         ),
     ],
 )
@@ -677,9 +677,9 @@ def test_list(graph_ws, run_cli):
     ("text", "message"),
     [
         (
-            '[workspace]\narchs = ["win-64"]\nchannels = ["conda-forge"]\n\n[env.a]\nconda = ["x"]\nbogus = 1\n',
-            "envbuild: error: envbuild.toml:2: [workspace] archs: 'win-64' is not a supported "
-            "arch: use one of linux-64, linux-aarch64, osx-64, osx-arm64; envbuild.toml:7: "
+            '[workspace]\narchs = ["win-32"]\nchannels = ["conda-forge"]\n\n[env.a]\nconda = ["x"]\nbogus = 1\n',
+            "envbuild: error: envbuild.toml:2: [workspace] archs: 'win-32' is not a supported "
+            "arch: use one of linux-64, linux-aarch64, osx-64, osx-arm64, win-64; envbuild.toml:7: "
             "[env.a] bogus: unknown key 'bogus': allowed keys are archs, channel-priority, "
             "channels, conda, exclude-newer, extra-indexes, file, no-binary, only-binary, pypi, "
             "pypi-resolver, python, python-source, virtual-packages",

@@ -135,13 +135,14 @@ def test_cross_arch_wheel_picks(resolver, py_channel, pypi_index, tmp_path, run_
         ws_settings(py_channel, idx, ["linux-64", "osx-arm64"], **{"pypi-resolver": resolver}),
         {
             "native": {"python": "3.11", "pypi": ["native"]},
-            "glibc217": {"python": "3.11", "pypi": ["glibcpkg"], "archs": ["linux-64"]},
-            "glibc228": {
+            "glibc217": {
                 "python": "3.11",
                 "pypi": ["glibcpkg"],
                 "archs": ["linux-64"],
-                "virtual-packages": {"__glibc": "2.28"},
+                "virtual-packages": {"__glibc": "2.17"},
             },
+            # the default __glibc is 2.28 (uv's own linux target)
+            "glibc228": {"python": "3.11", "pypi": ["glibcpkg"], "archs": ["linux-64"]},
         },
     )
     assert_ok(run_cli(ws, "resolve"))

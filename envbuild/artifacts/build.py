@@ -119,6 +119,14 @@ def _label(name: str, version: str, source: Source | None = None) -> str:
 
 
 def _foreign(label: str, wheel: str, arch: str) -> ForeignPlatformError:
+    from envbuild.platforms import os_of
+
+    if os_of(arch) == "win":  # envbuild runs on linux and macOS only
+        return ForeignPlatformError(
+            f"{label} builds a platform wheel ({wheel}), which does not fit {arch}, and "
+            f"envbuild does not build on Windows: publish a {arch} wheel of it on an index "
+            f"(or find-links) the env uses and resolve again"
+        )
     return ForeignPlatformError(
         f"{label} builds a platform wheel ({wheel}), which does not fit {arch}: build it on "
         f"an {arch} machine with `envbuild build arch={arch}`; the wheel it uploads is then "

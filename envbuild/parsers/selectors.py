@@ -11,11 +11,12 @@ SELECTOR = re.compile(r"#\s*\[([^\]]+)\]\s*$")
 def selector_names(arch: str) -> dict[str, bool]:
     """The names a selector may use and their value for target ``arch``. Pure."""
     os_name, _, machine = arch.partition("-")
-    linux, osx = os_name == "linux", os_name == "osx"
+    linux, osx, win = os_name == "linux", os_name == "osx", os_name == "win"
     return {
         "linux": linux,
         "osx": osx,
-        "win": False,
+        "win": win,
+        "win64": arch == "win-64",
         "unix": linux or osx,
         "linux64": arch == "linux-64",
         "aarch64": arch == "linux-aarch64",

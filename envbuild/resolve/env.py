@@ -98,6 +98,7 @@ def resolve_env(
                 f"to [env.{spec.name}] (or python to its conda list)"
             )
         pypi = _resolve_pypi(spec, arch, ctx, python_version, conda, prefer)
+        conda = _drop_yielded(spec, conda, pypi)
     portable = [  # no absolute path of the workspace in the lock
         dataclasses.replace(
             p, url=portable_url(p.url, ctx.root), channel=portable_url(p.channel, ctx.root)
@@ -149,7 +150,7 @@ def _resolve_pypi(
     conda: list[LockedPackage],
     prefer: Preferences,
 ) -> list[LockedPackage]:
-    from envbuild.resolve.mixed import python_distributions, write_stub_wheels
+    from envbuild.resolve.mixed import write_stub_wheels
     from envbuild.resolve.pypi import (
         PypiRequest,
         resolve_pip,
@@ -158,7 +159,7 @@ def _resolve_pypi(
         uv_binary,
     )
 
-    provided = python_distributions(conda)
+    provided = pinned_distributions(spec, conda)
     with tempfile.TemporaryDirectory(prefix="envbuild-stubs-") as stubs:
         stub_wheels = write_stub_wheels(provided, Path(stubs))
         request = PypiRequest(
@@ -196,6 +197,37 @@ def _resolve_pypi(
     ]
     _check_hashes(spec, locked, provided)
     return locked
+
+
+# What conda's python drags into every env (conda-forge's python depends on pip, which
+# depends on setuptools and wheel): in a pip-only env the PyPI side decides these.
+PIP_TOOLS = frozenset({"pip", "setuptools", "wheel"})
+
+
+def pinned_distributions(spec: EnvSpec, conda: list[LockedPackage]) -> dict[str, str]:
+    """PyPI name -> version of the conda Python distributions the PyPI resolution is pinned
+    to: all of them (``mixed.python_distributions``), except, in a pip-only env, the
+    ``PIP_TOOLS`` python brings along: the user's ``wheel==0.38.1`` must win over conda's
+    wheel 0.45.1, never conflict with it."""
+    from envbuild.resolve.mixed import python_distributions
+
+    provided = python_distributions(conda)
+    if spec.kind != "pypi":
+        return provided
+    return {n: v for n, v in provided.items() if n not in PIP_TOOLS}
+
+
+def _drop_yielded(
+    spec: EnvSpec, conda: list[LockedPackage], pypi: list[LockedPackage]
+) -> list[LockedPackage]:
+    """``conda`` without the ``PIP_TOOLS`` a pip-only env's PyPI resolution locked itself
+    (one copy of each in the env: PyPI's). The others stay: an env keeps conda's pip unless
+    PyPI decided otherwise. Creation links the conda packages without re-checking their
+    dependencies (python's on pip included), and installs PyPI's copies as wheels."""
+    if spec.kind != "pypi":
+        return conda
+    from_pypi = {p.name for p in pypi} & PIP_TOOLS
+    return [p for p in conda if p.name not in from_pypi]
 
 
 def _check_hashes(spec: EnvSpec, locked: list[LockedPackage], provided: Mapping[str, str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -19,7 +20,13 @@ from envbuild.errors import ResolveError, UnsatisfiableError
 from envbuild.fs import tree_hash
 from envbuild.lock import LockedPackage, Source
 from envbuild.parsers import VCS_PREFIXES, is_local_path, requirement_target
-from envbuild.platforms import marker_environment, platform_tags, uv_platform, wheel_tags
+from envbuild.platforms import (
+    marker_environment,
+    needed_virtual,
+    platform_tags,
+    uv_platform,
+    wheel_tags,
+)
 from envbuild.runner import Runner, ToolError, clean_env
 from envbuild.spec import DEFAULT_PYPI_INDEX
 
@@ -238,10 +245,25 @@ def _from_pylock(pkg: dict[str, Any], request: PypiRequest, tags: dict[str, int]
             name, version, sdist["url"], sdist["hashes"]["sha256"], sdist.get("size", 0),
             index=index,
         )  # fmt: skip
-    raise ResolveError(
+    accepted = ", ".join(platform_tags(request.arch, request.virtual_packages)[:4])
+    message = (
         f"{name} {version}: no wheel fits {request.arch} with python {request.python_version} "
-        f"(accepted platforms: {', '.join(platform_tags(request.arch, request.virtual_packages)[:4])}, ...)"
+        f"(accepted platforms: {accepted}, ...)"
     )
+    available = sorted({t for w in pkg.get("wheels", []) for t in _platforms_of(w["url"])})
+    if needed_virtual(request.arch, request.virtual_packages, available):
+        message += "\n" + _raise_hint(request, name, version, available)
+    raise ResolveError(message)
+
+
+def _platforms_of(url: str) -> set[str]:
+    """The platform tags of a wheel file URL (none for a name that is not a wheel's)."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    try:
+        return {t.platform for t in parse_wheel_filename(_filename(url))[3]}
+    except InvalidWheelFilename:
+        return set()
 
 
 def _filename(url: str) -> str:
@@ -356,8 +378,41 @@ def _resolution_error(request: PypiRequest, exc: ToolError) -> Exception:
     where = f"{request.arch} with python {request.python_version}"
     unsat = ("No solution found", "ResolutionImpossible", "Could not find a version", "conflict")
     if any(marker in text for marker in unsat):
-        return UnsatisfiableError(f"the PyPI requirements cannot be satisfied for {where}:\n{text}")
+        hints = "".join(f"\n{h}" for h in _platform_hints(request, text))
+        return UnsatisfiableError(
+            f"the PyPI requirements cannot be satisfied for {where}:\n{text}{hints}"
+        )
     return ResolveError(f"PyPI resolution failed for {where}:\n{redact_text(text)}")
+
+
+# uv's hint when no wheel of a package fits the target platform (one line per package)
+_WHEELS_HINT = re.compile(
+    r"Wheels are available for `([^`]+)` \(v([^)]+)\) on the following platforms?: (.+)"
+)
+
+
+def _platform_hints(request: PypiRequest, text: str) -> list[str]:
+    """For each package that uv says has wheels on other platforms only: which virtual
+    package to raise, and to what, when one of those wheels would then fit the target."""
+    return [
+        _raise_hint(request, name, version, re.findall(r"`([^`]+)`", tags))
+        for name, version, tags in _WHEELS_HINT.findall(text)
+        if needed_virtual(request.arch, request.virtual_packages, re.findall(r"`([^`]+)`", tags))
+    ]
+
+
+def _raise_hint(request: PypiRequest, name: str, version: str, available: list[str]) -> str:
+    """One line: the virtual package and value that would let a wheel of ``name`` fit."""
+    needed = needed_virtual(request.arch, request.virtual_packages, available)
+    assert needed is not None
+    vp, value = needed
+    current = next((v for n, v, _ in request.virtual_packages if n == vp), "?")
+    tags = [t for t in available if needed_virtual(request.arch, request.virtual_packages, [t])]
+    return (
+        f"{name} {version}: its wheels for {request.arch} need {vp} >= {value} "
+        f'({", ".join(tags)}), and the target has {vp} {current}: set {vp} = "{value}" in '
+        "[workspace.virtual-packages] or the env's virtual-packages"
+    )
 
 
 def to_locked(dist: Resolved, root: Path, indexes: tuple[str, ...] = ()) -> LockedPackage:
