@@ -21,7 +21,7 @@ from envbuild.platforms import ARCHS
 log = logging.getLogger(__name__)
 EPOCH = 1_700_000_000  # fixed mtime and timestamp: the same recipe gives the same bytes
 _RECIPE_KEYS = {"name", "version", "build", "build_number", "subdirs", "noarch", "depends",
-                "constrains", "license", "format", "files"}  # fmt: skip
+                "constrains", "license", "format", "files", "timestamp"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,7 @@ class Recipe:
     license: str = "MIT"
     format: str = ".conda"
     files: tuple[tuple[str, str], ...] = field(default=())
+    timestamp: int = EPOCH  # build time in index.json, seconds since 1970 (exclude-newer reads it)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str) -> Recipe:
@@ -56,6 +57,9 @@ class Recipe:
             problems.append(f'{where}: give either subdirs = [...] or noarch = "generic"')
         if data.get("format", ".conda") not in (".conda", ".tar.bz2"):
             problems.append(f"{where}: format must be .conda or .tar.bz2")
+        stamp = data.get("timestamp", EPOCH)
+        if not isinstance(stamp, int) or isinstance(stamp, bool) or stamp < 0:
+            problems.append(f"{where}: timestamp must be whole seconds since 1970, like {EPOCH}")
         if problems:
             raise SpecError(problems)
         return cls(
@@ -70,6 +74,7 @@ class Recipe:
             license=str(data.get("license", "MIT")),
             format=str(data.get("format", ".conda")),
             files=tuple(sorted((str(k), str(v)) for k, v in data.get("files", {}).items())),
+            timestamp=stamp,
         )
 
     def filename(self) -> str:
@@ -117,7 +122,7 @@ def build_package(recipe: Recipe, subdir: str, out_dir: Path) -> Path:
             "name": recipe.name, "version": recipe.version, "build": recipe.build,
             "build_number": recipe.build_number, "depends": list(recipe.depends),
             "constrains": list(recipe.constrains), "license": recipe.license,
-            "subdir": subdir, "timestamp": EPOCH * 1000,
+            "subdir": subdir, "timestamp": recipe.timestamp * 1000,
         }  # fmt: skip
         if recipe.noarch:
             index["noarch"] = recipe.noarch
