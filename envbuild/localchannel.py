@@ -166,8 +166,6 @@ def _arch_platform(subdir: str) -> tuple[str, str]:
 def build_channel(recipes_dir: Path, channel_dir: Path) -> None:
     """Build every recipe of ``recipes_dir`` into ``channel_dir`` and index it (atomically:
     the channel is assembled beside its final place and swapped in)."""
-    from rattler.index import index_fs
-
     recipes = load_recipes(recipes_dir)
     channel_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{channel_dir.name}.", dir=channel_dir.parent))
@@ -177,7 +175,7 @@ def build_channel(recipes_dir: Path, channel_dir: Path) -> None:
         for recipe in recipes:
             for subdir in recipe.subdirs or ("noarch",):
                 build_package(recipe, subdir, staging / subdir)
-        asyncio.run(index_fs(staging, write_zst=False, write_shards=False, force=True))
+        index_channel(staging)
         (staging / BUILT_FROM).write_text(recipes_hash(recipes_dir) + "\n", encoding="utf-8")
         old = channel_dir.with_name(channel_dir.name + ".old")
         if channel_dir.exists():
@@ -187,6 +185,23 @@ def build_channel(recipes_dir: Path, channel_dir: Path) -> None:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("built channel %s from %d recipes", channel_dir, len(recipes))
+
+
+def index_channel(channel_dir: Path) -> None:
+    """Index ``channel_dir`` with rattler, then set each record's ``indexed_timestamp`` (the
+    upload time, which rattler sets to now and exclude-newer reads first) to the time of its
+    recipe: the repodata is then the same on every build, and exclude-newer keeps a local
+    package whose recipe time is before the cutoff."""
+    from rattler.index import index_fs
+
+    asyncio.run(index_fs(channel_dir, write_zst=False, write_shards=False, force=True))
+    for repodata in sorted(channel_dir.glob("*/repodata.json")):
+        data = json.loads(repodata.read_text(encoding="utf-8"))
+        for key in ("packages", "packages.conda"):
+            for record in data.get(key, {}).values():
+                if "timestamp" in record:
+                    record["indexed_timestamp"] = record["timestamp"]
+        repodata.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 BUILT_FROM = ".built-from"  # in a built channel: the hash of the recipes it was built from

@@ -147,16 +147,17 @@ def parse_pyproject(
         project.get("dependencies", []), "[project].dependencies", path, problems
     )
     requirements += _extras(path, project, extras, problems)
-    if groups:
-        if not isinstance(group_table, dict):
-            problems.append(
-                f"{path}: has no [dependency-groups] table, so no group "
-                f"{', '.join(repr(g) for g in groups)}: add the table or remove groups"
-            )
-        else:
-            found, group_problems = expand_groups(group_table, groups)
-            problems += [f"{path}: {p}" for p in group_problems]
-            requirements += _self_extras(path, project, found, problems)
+    if isinstance(group_table, dict):  # checked whole, whichever groups are chosen
+        found, group_problems = expand_groups(group_table, groups)
+        problems += [f"{path}: {p}" for p in group_problems]
+        requirements += _self_extras(path, project, found, problems)
+    elif group_table is not None:
+        problems.append(f"{path}: [dependency-groups] must be a table of lists")
+    elif groups:
+        problems.append(
+            f"{path}: has no [dependency-groups] table, so no group "
+            f"{', '.join(repr(g) for g in groups)}: add the table or remove groups"
+        )
     lines = text.splitlines()
 
     def line_of(dep: str) -> int:

@@ -169,29 +169,37 @@ def _prefer_wheels(
     """pip's ``--prefer-binary``, which uv lacks (uv takes a package's newest version even
     when only its sdist fits): the packages resolved to an index sdist are resolved again as
     wheels-only, so each takes its newest version that has a wheel; repeated while the new
-    result brings other sdists. When wheels for all of them together cannot satisfy the
-    requirements, the result with sources is kept (pip may keep wheels for some of them)."""
+    result brings other sdists. When their wheels do not fit together, each is tried alone
+    (in name order), and a package whose wheels cannot satisfy the requirements keeps its
+    source, as with pip."""
     import dataclasses
 
     if ":all:" in request.only_binary or ":all:" in request.no_binary:
         return resolved  # nothing is left to prefer
     wheels_only = set(request.only_binary)
-    for _ in range(5):
-        sdists = _index_sdists(resolved, request) - wheels_only
-        if not sdists:
-            break
-        wheels_only |= sdists
-        retry = dataclasses.replace(request, only_binary=tuple(sorted(wheels_only)))
+    tried: set[str] = set()
+
+    def attempt(names: set[str]) -> list[Resolved] | None:
+        retry = dataclasses.replace(request, only_binary=tuple(sorted(wheels_only | names)))
         try:
-            resolved = _compile_uv(retry, runner, uv)
+            return _compile_uv(retry, runner, uv)
         except UnsatisfiableError:
-            log.info(
-                "prefer-binary: no wheels of %s satisfy the requirements together for %s; "
-                "keeping their sources",
-                ", ".join(sorted(sdists)),
-                request.arch,
-            )
-            break
+            return None
+
+    while sdists := _index_sdists(resolved, request) - wheels_only - tried:
+        tried |= sdists
+        result = attempt(sdists)
+        if result is not None:
+            wheels_only |= sdists
+            resolved = result
+            continue
+        for name in sorted(sdists) if len(sdists) > 1 else ():
+            result = attempt({name})
+            if result is not None:
+                wheels_only.add(name)
+                resolved = result
+        kept = sorted(sdists - wheels_only)
+        log.info("prefer-binary: no wheel of %s fits for %s", ", ".join(kept), request.arch)
     return resolved
 
 
