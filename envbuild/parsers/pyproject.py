@@ -47,8 +47,13 @@ def expand_groups(
         else:
             table[key] = (name, items)
 
-    def visit(key: str, path: list[str], out: dict[str, None]) -> None:
+    expanded: dict[str, list[str]] = {}  # each group walked once (a DFS with memo)
+
+    def expand(key: str, path: list[str]) -> list[str]:
+        if key in expanded:
+            return expanded[key]
         name, items = table[key]
+        out: dict[str, None] = {}
         for item in items:
             if isinstance(item, str):
                 out.setdefault(item, None)
@@ -73,7 +78,9 @@ def expand_groups(
                     + " -> ".join(table[k][0] for k in cycle)
                 )
             else:
-                visit(inc, [*path, inc], out)
+                out.update(dict.fromkeys(expand(inc, [*path, inc])))
+        expanded[key] = list(out)
+        return expanded[key]
 
     out: dict[str, None] = {}
     for want in chosen:
@@ -84,9 +91,9 @@ def expand_groups(
                 f"no dependency group '{want}' in [dependency-groups] (available: {available})"
             )
         else:
-            visit(key, [key], out)
+            out.update(dict.fromkeys(expand(key, [key])))
     for key in table:  # every group is checked, chosen or not
-        visit(key, [key], {})
+        expand(key, [key])
     return list(out), list(dict.fromkeys(problems))
 
 
