@@ -229,6 +229,11 @@ def test_extras_and_groups_chosen(
             ], id="unknown-extra",
         ),
         pytest.param(
+            FULL, ("a b",), (), [
+                "pyproject.toml: 'a b' is not an extra name (letters, digits, '-', '_', '.')"
+            ], id="not-an-extra-name",
+        ),
+        pytest.param(
             FULL, (), ("tests",), [
                 "pyproject.toml: no dependency group 'tests' in [dependency-groups] (available: "
                 "dev, stubs, type_check)"

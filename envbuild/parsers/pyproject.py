@@ -199,6 +199,14 @@ def _extras(
             "[project.optional-dependencies], or remove extras from the env"
         )
         return []
+    from envbuild.parsers.binary import is_name
+
+    bad = [e for e in chosen if not is_name(e)]
+    if bad:
+        problems += [
+            f"{path}: '{e}' is not an extra name (letters, digits, '-', '_', '.')" for e in bad
+        ]
+        return []
     name = project.get("name")
     own = normalise_name(name) if isinstance(name, str) else "THIS-PROJECT"
     return _self_extras(path, project, [f"{own}[{','.join(chosen)}]"], problems)
