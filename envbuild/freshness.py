@@ -75,6 +75,9 @@ def result_settings(spec: EnvSpec) -> tuple[tuple[str, str], ...]:
     """The resolver settings that can change a result (the solve timeout cannot)."""
     data = spec.settings.to_dict()
     data.pop("solve_timeout", None)
+    if data.get("exclude_newer"):
+        # exclude-newer once applied to PyPI files only: a lock made then is not current
+        data["exclude_newer_applies_to"] = "conda,pypi"
     return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in data.items()))
 
 

@@ -21,7 +21,7 @@ from envbuild.platforms import ARCHS
 log = logging.getLogger(__name__)
 EPOCH = 1_700_000_000  # fixed mtime and timestamp: the same recipe gives the same bytes
 _RECIPE_KEYS = {"name", "version", "build", "build_number", "subdirs", "noarch", "depends",
-                "constrains", "license", "format", "files"}  # fmt: skip
+                "constrains", "license", "format", "files", "timestamp"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,7 @@ class Recipe:
     license: str = "MIT"
     format: str = ".conda"
     files: tuple[tuple[str, str], ...] = field(default=())
+    timestamp: int = EPOCH  # build time in index.json, seconds since 1970 (exclude-newer reads it)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str) -> Recipe:
@@ -56,6 +57,9 @@ class Recipe:
             problems.append(f'{where}: give either subdirs = [...] or noarch = "generic"')
         if data.get("format", ".conda") not in (".conda", ".tar.bz2"):
             problems.append(f"{where}: format must be .conda or .tar.bz2")
+        stamp = data.get("timestamp", EPOCH)
+        if not isinstance(stamp, int) or isinstance(stamp, bool) or stamp < 0:
+            problems.append(f"{where}: timestamp must be whole seconds since 1970, like {EPOCH}")
         if problems:
             raise SpecError(problems)
         return cls(
@@ -70,6 +74,7 @@ class Recipe:
             license=str(data.get("license", "MIT")),
             format=str(data.get("format", ".conda")),
             files=tuple(sorted((str(k), str(v)) for k, v in data.get("files", {}).items())),
+            timestamp=stamp,
         )
 
     def filename(self) -> str:
@@ -117,7 +122,7 @@ def build_package(recipe: Recipe, subdir: str, out_dir: Path) -> Path:
             "name": recipe.name, "version": recipe.version, "build": recipe.build,
             "build_number": recipe.build_number, "depends": list(recipe.depends),
             "constrains": list(recipe.constrains), "license": recipe.license,
-            "subdir": subdir, "timestamp": EPOCH * 1000,
+            "subdir": subdir, "timestamp": recipe.timestamp * 1000,
         }  # fmt: skip
         if recipe.noarch:
             index["noarch"] = recipe.noarch
@@ -161,8 +166,6 @@ def _arch_platform(subdir: str) -> tuple[str, str]:
 def build_channel(recipes_dir: Path, channel_dir: Path) -> None:
     """Build every recipe of ``recipes_dir`` into ``channel_dir`` and index it (atomically:
     the channel is assembled beside its final place and swapped in)."""
-    from rattler.index import index_fs
-
     recipes = load_recipes(recipes_dir)
     channel_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{channel_dir.name}.", dir=channel_dir.parent))
@@ -172,7 +175,7 @@ def build_channel(recipes_dir: Path, channel_dir: Path) -> None:
         for recipe in recipes:
             for subdir in recipe.subdirs or ("noarch",):
                 build_package(recipe, subdir, staging / subdir)
-        asyncio.run(index_fs(staging, write_zst=False, write_shards=False, force=True))
+        index_channel(staging)
         (staging / BUILT_FROM).write_text(recipes_hash(recipes_dir) + "\n", encoding="utf-8")
         old = channel_dir.with_name(channel_dir.name + ".old")
         if channel_dir.exists():
@@ -182,6 +185,23 @@ def build_channel(recipes_dir: Path, channel_dir: Path) -> None:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("built channel %s from %d recipes", channel_dir, len(recipes))
+
+
+def index_channel(channel_dir: Path) -> None:
+    """Index ``channel_dir`` with rattler, then set each record's ``indexed_timestamp`` (the
+    upload time, which rattler sets to now and exclude-newer reads first) to the time of its
+    recipe: the repodata is then the same on every build, and exclude-newer keeps a local
+    package whose recipe time is before the cutoff."""
+    from rattler.index import index_fs
+
+    asyncio.run(index_fs(channel_dir, write_zst=False, write_shards=False, force=True))
+    for repodata in sorted(channel_dir.glob("*/repodata.json")):
+        data = json.loads(repodata.read_text(encoding="utf-8"))
+        for key in ("packages", "packages.conda"):
+            for record in data.get(key, {}).values():
+                if "timestamp" in record:
+                    record["indexed_timestamp"] = record["timestamp"]
+        repodata.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 BUILT_FROM = ".built-from"  # in a built channel: the hash of the recipes it was built from

@@ -11,9 +11,11 @@ from typing import Any
 from envbuild.channels import channel_url, is_valid_channel, redact_text, redact_url
 from envbuild.errors import SpecError
 from envbuild.parsers import (
+    NODEFAULTS,
     Dep,
     ParsedSpec,
     combine,
+    expand_defaults,
     is_local_path,
     normalise_conda_spec,
     plain_python_version,
@@ -27,14 +29,14 @@ FORMATS = (".conda", ".tar.bz2")
 PRIORITIES = ("strict", "flexible", "disabled")
 WORKSPACE_KEYS = (
     "archs", "channel-priority", "channels", "exclude-newer", "extra-indexes", "local-channels",
-    "locks-dir", "no-binary", "only-binary", "preferred-format", "pypi-index", "pypi-resolver",
-    "python-source", "solve-timeout", "store", "store-endpoint", "store-profile",
+    "locks-dir", "no-binary", "only-binary", "prefer-binary", "preferred-format", "pypi-index",
+    "pypi-resolver", "python-source", "solve-timeout", "store", "store-endpoint", "store-profile",
     "store-region", "virtual-packages",
 )  # fmt: skip
 ENV_KEYS = (
-    "archs", "channel-priority", "channels", "conda", "exclude-newer", "extra-indexes", "file",
-    "no-binary", "only-binary", "pypi", "pypi-resolver", "python", "python-source",
-    "virtual-packages",
+    "archs", "channel-priority", "channels", "conda", "exclude-newer", "extra-indexes", "extras",
+    "file", "groups", "no-binary", "only-binary", "prefer-binary", "pypi", "pypi-resolver",
+    "python", "python-source", "solve-timeout", "virtual-packages",
 )  # fmt: skip
 PYTHON_SOURCES = ("conda", "host")
 PYPI_RESOLVERS = ("uv", "pip")
@@ -123,8 +125,15 @@ class _Checker:
         if channels is None:
             return None
         out = []
-        for ch in channels:
-            if not is_valid_channel(ch):
+        for ch in expand_defaults(channels):
+            if ch == NODEFAULTS:
+                self.add(
+                    table,
+                    "channels",
+                    "'nodefaults' is for environment.yml: here the list is the whole list "
+                    "already (envbuild adds no channel implicitly): remove it",
+                )
+            elif not is_valid_channel(ch):
                 self.add(table, "channels", f"'{ch}' is not a channel name, path or URL")
             else:
                 out.append(normalise_channel(ch, local))
@@ -161,16 +170,18 @@ def normalise_channel(channel: str, local: dict[str, str]) -> str:
     return channel_url(channel, Path("."))
 
 
-def _read_spec_file(root: Path, rel: str) -> ParsedSpec:
+def _read_spec_file(
+    root: Path, rel: str, extras: tuple[str, ...] = (), groups: tuple[str, ...] = ()
+) -> ParsedSpec:
     from envbuild.parsers.envyml import parse_environment_yml
     from envbuild.parsers.pyproject import parse_pyproject
     from envbuild.parsers.requirements import parse_requirements
 
     text = (root / rel).read_text(encoding="utf-8")
     if rel.endswith((".yml", ".yaml")):
-        return parse_environment_yml(text, rel)
+        return parse_environment_yml(text, rel, root)
     if Path(rel).name == "pyproject.toml":
-        return parse_pyproject(text, rel)
+        return parse_pyproject(text, rel, extras, groups)
     return parse_requirements(text, rel, root)
 
 
@@ -212,10 +223,7 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
     ws_vp = check.virtual("workspace", ws)
     ws_prio = check.choice("workspace", ws, "channel-priority", PRIORITIES) or "strict"
     fmt = check.choice("workspace", ws, "preferred-format", FORMATS) or ".conda"
-    timeout = ws.get("solve-timeout", 120)
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-        check.add("workspace", "solve-timeout", "must be a positive number of seconds")
-        timeout = 120
+    timeout = _seconds(check, "workspace", ws) or 120.0
     index = check.string("workspace", ws, "pypi-index") or DEFAULT_PYPI_INDEX
     ws_extra = check.str_list("workspace", ws, "extra-indexes") or ()
     defaults = _Defaults(
@@ -223,7 +231,7 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
         ws_channels,
         ws_vp,
         ws_prio,
-        float(timeout),
+        timeout,
         index,
         ws_extra,
         check.choice("workspace", ws, "python-source", PYTHON_SOURCES) or "conda",
@@ -231,6 +239,7 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
         _timestamp(check, "workspace", ws) or "",
         check.binary("workspace", ws, "only-binary") or (),
         check.binary("workspace", ws, "no-binary") or (),
+        bool(_flag(check, "workspace", ws, "prefer-binary")),
     )
     specs = [
         spec
@@ -281,6 +290,34 @@ class _Defaults:
     exclude_newer: str
     only_binary: tuple[str, ...]
     no_binary: tuple[str, ...]
+    prefer_binary: bool
+
+
+def _seconds(check: _Checker, table: str, data: dict[str, Any]) -> float | None:
+    """``solve-timeout``: a positive, finite number of seconds; None when not given."""
+    import math
+
+    value = data.get("solve-timeout")
+    if value is None:
+        return None
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        check.add(table, "solve-timeout", "must be a positive number of seconds")
+        return None
+    return float(value)
+
+
+def _flag(check: _Checker, table: str, data: dict[str, Any], key: str) -> bool | None:
+    """A true/false key; None when not given."""
+    value = data.get(key)
+    if value is not None and not isinstance(value, bool):
+        check.add(table, key, f"must be true or false, like {key} = true")
+        return None
+    return value
 
 
 def _inline_pypi(check: _Checker, table: str, entries: tuple[str, ...]) -> ParsedSpec:
@@ -319,6 +356,15 @@ def _env_spec(
     parsed = ParsedSpec()
     files: tuple[str, ...] = ()
     rel = check.string(table, env, "file")
+    chosen = {key: check.str_list(table, env, key) or () for key in ("extras", "groups")}
+    for key, names in chosen.items():
+        if names and (rel is None or Path(rel).name != "pyproject.toml"):
+            check.add(
+                table,
+                key,
+                f'{key} are chosen from a pyproject.toml: set file = "pyproject.toml" '
+                f"(or remove {key})",
+            )
     if rel is not None:
         kind_ok = rel.endswith((".yml", ".yaml", ".txt", ".in"))
         kind_ok = kind_ok or Path(rel).name == "pyproject.toml"
@@ -338,7 +384,8 @@ def _env_spec(
         else:
             files = (Path(rel).as_posix(),)
             try:
-                parsed = _rebase_paths(_read_spec_file(root, rel), Path(rel).parent)
+                parsed = _read_spec_file(root, rel, chosen["extras"], chosen["groups"])
+                parsed = _rebase_paths(parsed, Path(rel).parent)
             except SpecError as exc:
                 check.problems.extend(exc.problems)
     conda_inline: list[Dep] = []
@@ -363,17 +410,27 @@ def _env_spec(
     inline = _inline_pypi(check, table, check.str_list(table, env, "pypi") or ())
     merged = combine(parsed, ParsedSpec(conda=tuple(conda_inline), python=python), inline)
     spec_channels = []
-    for ch in merged.channels:
+    for ch in expand_defaults(merged.channels):  # --conda-channel defaults too
         if is_valid_channel(ch):
             spec_channels.append(normalise_channel(ch, local))
         else:
             where = files[0] if files else f"{MANIFEST} [{table}] pypi"
             check.problems.append(f"{where}: '{ch}' is not a channel name, path or URL")
-    channels = check.channels(table, env, local) or tuple(spec_channels) or defaults.channels
+    # The env's own list, else its spec files' (an environment.yml naming channels uses
+    # those alone, as conda-lock does; with nodefaults even none), else the workspace's.
+    implicit = () if merged.nodefaults else defaults.channels
+    channels = check.channels(table, env, local) or tuple(spec_channels) or implicit
     python_source = check.choice(table, env, "python-source", PYTHON_SOURCES)
     python_source = python_source or defaults.python_source
     needs_channel = merged.conda or (merged.python and python_source == "conda")
-    if not channels and needs_channel:
+    if not channels and needs_channel and merged.nodefaults:
+        check.add(
+            table,
+            "channels",
+            f"no channels: {files[0]} names only nodefaults, so the workspace's channels are "
+            "not used: list its channels there, or set channels in this env",
+        )
+    elif not channels and needs_channel:
         check.add(table, "channels", "no channels: set channels in [workspace] or in this env")
     if python_source == "host" and merged.pypi and plain_python_version(merged.python) is None:
         got = f"got '{merged.python}'" if merged.python else "none given"
@@ -391,6 +448,9 @@ def _env_spec(
         given.append((where, key, default if own is None else own))
     for where, part in [*((f, parsed) for f in files), (f"[{table}] pypi", inline)]:
         given += [(where, "only-binary", part.only_binary), (where, "no-binary", part.no_binary)]
+    own_prefer = _flag(check, table, env, "prefer-binary")
+    prefer_binary = defaults.prefer_binary if own_prefer is None else own_prefer
+    prefer_binary = prefer_binary or merged.prefer_binary  # a file's --prefer-binary adds
     only_binary, no_binary, problems = binary_options.merge(given)
     for problem in problems:
         check.add(table, None, problem)
@@ -427,6 +487,7 @@ def _env_spec(
         no_index=merged.no_index,
         only_binary=only_binary,
         no_binary=no_binary,
+        prefer_binary=prefer_binary,
         virtual_packages=tuple(sorted(vp.items())),
         pypi_constraints=tuple(sorted({hide_text(c) for c in merged.constraints})),
         pypi_hashes=merged.hashes,
@@ -436,7 +497,7 @@ def _env_spec(
         settings=ResolverSettings(
             channel_priority=check.choice(table, env, "channel-priority", PRIORITIES)
             or defaults.priority,
-            solve_timeout=defaults.timeout,
+            solve_timeout=_seconds(check, table, env) or defaults.timeout,
             pypi_resolver=check.choice(table, env, "pypi-resolver", PYPI_RESOLVERS)
             or defaults.pypi_resolver,
             exclude_newer=_timestamp(check, table, env) or defaults.exclude_newer,

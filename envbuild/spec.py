@@ -63,6 +63,9 @@ class EnvSpec:
     # are allowed for every target by default.
     only_binary: tuple[str, ...] = ()
     no_binary: tuple[str, ...] = ()
+    # --prefer-binary: a package's newest version with a wheel over a newer one with only
+    # an sdist (see resolve/pypi.py for how uv, which has no such switch, honours it)
+    prefer_binary: bool = False
     virtual_packages: tuple[tuple[str, str], ...] = ()
     # PyPI constraints (-c FILE in a requirements file): named requirements, normalised
     pypi_constraints: tuple[str, ...] = ()
@@ -118,7 +121,8 @@ class EnvSpec:
             + (["--no-index"] if self.no_index else [])
             + [f"--trusted-host {h}" for h in self.trusted_hosts]
             + [f"--only-binary {n}" for n in self.only_binary]
-            + [f"--no-binary {n}" for n in self.no_binary],
+            + [f"--no-binary {n}" for n in self.no_binary]
+            + (["--prefer-binary"] if self.prefer_binary else []),
         }
 
     @property
@@ -166,6 +170,8 @@ class EnvSpec:
             data["pypi_constraints"] = list(self.pypi_constraints)
         if self.pypi_hashes:
             data["pypi_hashes"] = [[n, h] for n, h in self.pypi_hashes]
+        if self.prefer_binary:
+            data["prefer_binary"] = True
         return data
 
     def _to_dict(self) -> dict[str, Any]:
@@ -207,6 +213,7 @@ class EnvSpec:
             no_index=bool(data["no_index"]),
             only_binary=tuple(data.get("only_binary", ())),
             no_binary=tuple(data.get("no_binary", ())),
+            prefer_binary=bool(data.get("prefer_binary", False)),
             virtual_packages=tuple(sorted(data["virtual_packages"].items())),
             pypi_constraints=tuple(str(c) for c in data.get("pypi_constraints", ())),
             pypi_hashes=tuple((str(n), str(h)) for n, h in data.get("pypi_hashes", ())),

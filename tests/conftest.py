@@ -3,7 +3,6 @@ server, the shared channel data, and the ``envbuild`` CLI run as a subprocess.""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -30,9 +29,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 def build_channel_from_recipes(recipes: list[dict[str, Any]], channel_dir: Path) -> Path:
     """Build every recipe (``Recipe.from_dict`` format) into ``channel_dir`` and index it with
     rattler. ``noarch/`` always exists (a channel without it cannot be solved against)."""
-    from rattler.index import index_fs
-
-    from envbuild.localchannel import Recipe, build_package
+    from envbuild.localchannel import Recipe, build_package, index_channel
 
     channel_dir.mkdir(parents=True, exist_ok=True)
     (channel_dir / "noarch").mkdir(exist_ok=True)
@@ -40,7 +37,7 @@ def build_channel_from_recipes(recipes: list[dict[str, Any]], channel_dir: Path)
         recipe = Recipe.from_dict(dict(data), f"recipe {i + 1}")
         for subdir in recipe.subdirs or ("noarch",):
             build_package(recipe, subdir, channel_dir / subdir)
-    asyncio.run(index_fs(channel_dir, write_zst=False, write_shards=False, force=True))
+    index_channel(channel_dir)
     return channel_dir
 
 

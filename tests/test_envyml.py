@@ -195,7 +195,11 @@ def test_empty_file() -> None:
 
 def test_channels_dedupe() -> None:
     spec = parse("channels: [conda-forge, defaults, conda-forge]\ndependencies: [numpy]\n")
-    assert spec.channels == ("conda-forge", "defaults")
+    assert spec.channels == (
+        "conda-forge",
+        "https://repo.anaconda.com/pkgs/main",
+        "https://repo.anaconda.com/pkgs/r",
+    )
 
 
 def test_pip_options_inside_pip_section() -> None:

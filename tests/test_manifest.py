@@ -46,12 +46,14 @@ def problems_of(root: Path) -> tuple[str, ...]:
 def test_allowed_keys() -> None:
     assert WS_KEYS == (
         "archs, channel-priority, channels, exclude-newer, extra-indexes, local-channels, "
-        "locks-dir, no-binary, only-binary, preferred-format, pypi-index, pypi-resolver, "
-        "python-source, solve-timeout, store, store-endpoint, store-profile, store-region, virtual-packages"
+        "locks-dir, no-binary, only-binary, prefer-binary, preferred-format, pypi-index, "
+        "pypi-resolver, python-source, solve-timeout, store, store-endpoint, store-profile, "
+        "store-region, virtual-packages"
     )
     assert ENV_KEY_LIST == (
-        "archs, channel-priority, channels, conda, exclude-newer, extra-indexes, file, "
-        "no-binary, only-binary, pypi, pypi-resolver, python, python-source, virtual-packages"
+        "archs, channel-priority, channels, conda, exclude-newer, extra-indexes, extras, file, "
+        "groups, no-binary, only-binary, prefer-binary, pypi, pypi-resolver, python, "
+        "python-source, solve-timeout, virtual-packages"
     )
 
 

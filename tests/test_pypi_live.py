@@ -90,9 +90,11 @@ def test_shared_stub_channel_mixed_env(shared_data, tmp_path, run_cli):
     requests and its dependencies from PyPI; conda's Python distributions are never
     duplicated by PyPI packages."""
     channel = (shared_data / "stub-channel").as_uri()
+    # exclude-newer applies to conda packages too, and the stub channel's pip 25.3 was built
+    # on 2025-11-10: a later cut-off keeps it
     ws = write_manifest(
         tmp_path / "stub",
-        {"archs": ARCHS, "channels": [channel], "exclude-newer": EXCLUDE_NEWER},
+        {"archs": ARCHS, "channels": [channel], "exclude-newer": "2025-12-01T00:00:00Z"},
         {
             "web": {
                 "python": "3.12",
@@ -118,4 +120,4 @@ def test_shared_stub_channel_mixed_env(shared_data, tmp_path, run_cli):
         assert [p["name"] for p in lock["packages"]].count("pip") == 1
         for pkg in pypi.values():
             assert_from_pypi(pkg)
-        assert pypi["requests"]["version"] == "2.32.3"
+        assert pypi["requests"]["version"] == "2.32.5"

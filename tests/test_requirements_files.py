@@ -54,6 +54,8 @@ def test_requirement_files_are_included_relative_to_the_naming_file(tmp_path: Pa
             "reqs/sub/more.txt": "bar>=1\n./local\n--find-links wheels\n--requirement deep/x.txt\n",
             "reqs/sub/deep/x.txt": "../../vendored\n",
             "common.txt": "baz\n",
+            "reqs/sub/local/setup.py": "",
+            "reqs/vendored/pyproject.toml": "",
         },
     )
     assert parse(tmp_path, "reqs/main.txt") == ParsedSpec(

@@ -268,7 +268,7 @@ PYTHON_MSG = (
             "'--requirement other.txt' " + INLINE_MSG.format("--requirement"),
         ),
         ("-c constraints.txt", "'-c constraints.txt' " + INLINE_MSG.format("-c")),
-        ("--prefer-binary", f"'--prefer-binary' {UNSUPPORTED_MSG}"),
+        ("--prefer-binary x", "'--prefer-binary x' is not valid: --prefer-binary takes no value"),
         (
             "--only-binary",
             "'--only-binary' is not valid: --only-binary takes one value: comma-separated "

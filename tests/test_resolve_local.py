@@ -681,8 +681,9 @@ def test_list(graph_ws, run_cli):
             "envbuild: error: envbuild.toml:2: [workspace] archs: 'win-32' is not a supported "
             "arch: use one of linux-64, linux-aarch64, osx-64, osx-arm64, win-64; envbuild.toml:7: "
             "[env.a] bogus: unknown key 'bogus': allowed keys are archs, channel-priority, "
-            "channels, conda, exclude-newer, extra-indexes, file, no-binary, only-binary, pypi, "
-            "pypi-resolver, python, python-source, virtual-packages",
+            "channels, conda, exclude-newer, extra-indexes, extras, file, groups, no-binary, "
+            "only-binary, prefer-binary, pypi, pypi-resolver, python, python-source, "
+            "solve-timeout, virtual-packages",
         ),
         (
             "[workspace\n",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,10 +48,29 @@ class ParsedSpec:
     # --only-binary / --no-binary: canonical names or (":all:",), see parsers/binary.py
     only_binary: tuple[str, ...] = ()
     no_binary: tuple[str, ...] = ()
+    prefer_binary: bool = False  # --prefer-binary: an older wheel over a newer sdist
     constraints: tuple[str, ...] = ()  # PyPI constraints (-c FILE): normalised, named
     hashes: tuple[tuple[str, str], ...] = ()  # (canonical name, "sha256:HEX"), sorted
     hash_origins: tuple[tuple[str, str], ...] = ()  # (canonical name, "file:line")
     files: tuple[str, ...] = ()  # files read through -r / -c, relative to the workspace
+    # environment.yml's ``nodefaults``: its channel list is the whole list, even when empty
+    # (the workspace's channels are not used)
+    nodefaults: bool = False
+
+
+# What conda's ``defaults`` channel means (conda's default_channels off Windows; conda adds
+# pkgs/msys2 on Windows hosts only); ``nodefaults`` asks conda to add no channel implicitly.
+DEFAULT_CHANNELS = ("https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r")
+NODEFAULTS = "nodefaults"
+
+
+def expand_defaults(channels: Iterable[str]) -> tuple[str, ...]:
+    """``channels`` with ``defaults`` replaced by conda's default channels, in its place;
+    duplicates dropped (first wins)."""
+    out: list[str] = []
+    for channel in channels:
+        out += DEFAULT_CHANNELS if channel.strip() == "defaults" else [channel]
+    return tuple(dict.fromkeys(out))
 
 
 # a bare package name, which is its own canonical match spec (tested against rattler):
@@ -135,10 +155,12 @@ def combine(*specs: ParsedSpec) -> ParsedSpec:
         sys=tuple(sorted(sys.items())),
         only_binary=normalise(n for s in specs for n in s.only_binary),
         no_binary=normalise(n for s in specs for n in s.no_binary),
+        prefer_binary=any(s.prefer_binary for s in specs),
         constraints=uniq([c for s in specs for c in s.constraints]),
         hashes=tuple(sorted({h for s in specs for h in s.hashes})),
         hash_origins=tuple(sorted(origins.items())),
         files=uniq([f for s in specs for f in s.files]),
+        nodefaults=any(s.nodefaults for s in specs),
     )
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import yaml
 
 from envbuild.errors import SpecError
 from envbuild.parsers import (
+    NODEFAULTS,
     ParsedSpec,
     combine,
+    expand_defaults,
     merge_deps,
     normalise_conda_spec,
     python_version_spec,
@@ -57,20 +60,21 @@ def _scalars(node: yaml.Node, path: str, what: str, problems: list[str]) -> list
 
 
 def _pip_entries(
-    entries: list[tuple[int, str]], path: str, problems: list[str]
+    entries: list[tuple[int, str]], path: str, problems: list[str], root: Path | None
 ) -> list[ParsedSpec]:
-    """Each pip entry parsed on its own line number, so errors point at it."""
+    """Each pip entry parsed on its own line number, so errors point at it. With ``root``
+    (the workspace), ``-r`` / ``-c`` files and local paths are relative to the yml file."""
     out = []
     for line_no, value in entries:
         try:
-            out.append(parse_requirements("\n" * (line_no - 1) + value, path))
+            out.append(parse_requirements("\n" * (line_no - 1) + value, path, root))
         except SpecError as exc:
             problems.extend(exc.problems)
     return out
 
 
 def _dependencies(
-    node: yaml.Node, path: str, problems: list[str]
+    node: yaml.Node, path: str, problems: list[str], root: Path | None
 ) -> tuple[list[str], list[str], list[str], list[ParsedSpec]]:
     """(conda specs, python versions, pypi values, parsed pip entries) of a dependencies list."""
     conda: list[str] = []
@@ -97,16 +101,19 @@ def _dependencies(
             else:
                 conda.append(spec)
         elif isinstance(item, yaml.MappingNode) and [k.value for k, _ in item.value] == ["pip"]:
-            pip += _pip_entries(_scalars(item.value[0][1], path, "pip", problems), path, problems)
+            entries = _scalars(item.value[0][1], path, "pip", problems)
+            pip += _pip_entries(entries, path, problems, root)
         else:
             problems.append(f"{path}:{line_no}: a dependency must be a conda spec or a 'pip:' list")
     return conda, pythons, [d.value for p in pip for d in p.pypi], pip
 
 
-def parse_environment_yml(text: str, path: str) -> ParsedSpec:
-    """Parse an environment.yml. Selectors are evaluated for every known arch
-    (``platforms.ARCHS``), whatever archs the env targets: a selected dependency is restricted
-    to the archs it is selected on (see ``merge_deps``)."""
+def parse_environment_yml(text: str, path: str, root: Path | None = None) -> ParsedSpec:
+    """Parse an environment.yml (``path``: relative to the workspace ``root``, if given).
+    Selectors are evaluated for every known arch (``platforms.ARCHS``), whatever archs the
+    env targets: a selected dependency is restricted to the archs it is selected on (see
+    ``merge_deps``). ``defaults`` in channels becomes conda's default channels; ``nodefaults``
+    is dropped, and marks the file's channel list as the whole list (see ``nodefaults``)."""
     problems: list[str] = []
     lines = text.splitlines()
     conda: dict[str, list[str]] = {}
@@ -119,17 +126,17 @@ def parse_environment_yml(text: str, path: str) -> ParsedSpec:
         pip_parsed: list[ParsedSpec] = []
         selected = _select(lines, arch, path, problems)
         try:
-            root = yaml.compose(selected, Loader=_Loader)
+            doc = yaml.compose(selected, Loader=_Loader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark else path
             raise SpecError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
-        if root is None:
+        if doc is None:
             continue
-        if not isinstance(root, yaml.MappingNode):
+        if not isinstance(doc, yaml.MappingNode):
             raise SpecError([f"{path}:1: an environment.yml must be a mapping with 'dependencies'"])
         conda[arch], pypi[arch] = [], []
-        for key_node, value_node in root.value:
+        for key_node, value_node in doc.value:
             key = key_node.value
             if key == "channels":
                 for _, ch in _scalars(value_node, path, "channels", problems):
@@ -138,10 +145,10 @@ def parse_environment_yml(text: str, path: str) -> ParsedSpec:
             elif key in ("pypi-indices", "pypi-indexes"):
                 entries = _scalars(value_node, path, key, problems)
                 pip_parsed += _pip_entries(
-                    [(n, f"--extra-index-url {url}") for n, url in entries], path, problems
+                    [(n, f"--extra-index-url {url}") for n, url in entries], path, problems, root
                 )
             elif key == "dependencies":
-                specs, py, pip_values, parsed = _dependencies(value_node, path, problems)
+                specs, py, pip_values, parsed = _dependencies(value_node, path, problems, root)
                 conda[arch] += specs
                 pypi[arch] += pip_values
                 pip_parsed += parsed
@@ -149,7 +156,13 @@ def parse_environment_yml(text: str, path: str) -> ParsedSpec:
                     pythons.setdefault(arch, version)
         options = combine(*pip_parsed)
         settings[arch] = dataclasses.replace(
-            options, conda=(), pypi=(), python=None, sys=(), channels=tuple(channels)
+            options,
+            conda=(),
+            pypi=(),
+            python=None,
+            sys=(),
+            channels=expand_defaults(c for c in channels if c != NODEFAULTS),
+            nodefaults=NODEFAULTS in channels,
         )
     problems = list(dict.fromkeys(problems))  # the same problem is seen once per arch
     if len(set(settings.values())) > 1:

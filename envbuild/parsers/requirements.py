@@ -38,7 +38,7 @@ _VALUE_OPTIONS = {
     "--trusted-host": "trusted_hosts",
     "--conda-channel": "channels",
 }
-_FLAG_OPTIONS = ("--pre", "--no-index", "--require-hashes")
+_FLAG_OPTIONS = ("--pre", "--no-index", "--require-hashes", "--prefer-binary")
 _INCLUDE_OPTIONS = ("-r", "--requirement", "-c", "--constraint")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _BOM = "\ufeff"
@@ -382,9 +382,34 @@ def _parse_requirement(state: _State, lineno: int, line: str) -> None:
     else:
         state.unhashed.append(f"{state.frame.path}:{lineno}: '{line}'")
     if req is None:
+        if is_local_path(value) and not _exists(state, lineno, line, value):
+            return
         state.pypi.append(state.rebase(value) if is_local_path(value) else value)
     else:
+        target = (
+            (req.url or "").removeprefix("file:")
+            if (req.url or "").startswith(("file:./", "file:../", "./", "../"))
+            else ""
+        )
+        if target and not _exists(state, lineno, line, target):
+            return
         state.pypi.append(_normalise(req))
+
+
+def _exists(state: _State, lineno: int, line: str, target: str) -> bool:
+    """Whether the local path ``target`` (relative to the file naming it) exists; a problem
+    when it does not. Unchecked (True) without a workspace root (inline requirements)."""
+    if state.root is None:
+        return True
+    where = posixpath.dirname(state.frame.path)
+    if (state.root / where / target).exists():
+        return True
+    state.problem(
+        lineno,
+        f"'{line}': '{target}' does not exist (relative to {state.frame.path}): create it or "
+        "fix the path",
+    )
+    return False
 
 
 def _parse_constraint(state: _State, lineno: int, line: str, value: str, hashes: list[str]) -> None:
@@ -470,6 +495,7 @@ def parse_requirements(text: str, path: str, root: Path | None = None) -> Parsed
         sys=tuple(state.sys.items()),
         only_binary=normalise(state.only_binary),
         no_binary=normalise(state.no_binary),
+        prefer_binary="--prefer-binary" in state.flags,
         constraints=_dedupe(state.constraints),
         hashes=tuple(sorted((n, h) for n, hs in state.hashes.items() for h in hs)),
         hash_origins=tuple(sorted(state.hash_origins.items())),

@@ -33,6 +33,8 @@ class CondaRequest:
     timeout: float = 120.0
     # RepoDataRecords of an existing lock: preferred by the solver, but free to move.
     locked: tuple[RepoDataRecord, ...] = ()
+    # RFC 3339 UTC time ("%Y-%m-%dT%H:%M:%SZ"): packages built after it are left out ("": none)
+    exclude_newer: str = ""
 
 
 def make_request(
@@ -44,6 +46,7 @@ def make_request(
     local_channels: Mapping[str, Path],
     channel_priority: str = "strict",
     timeout: float = 120.0,
+    exclude_newer: str = "",
 ) -> CondaRequest:
     """Build a request: channels become URLs (local-channel names map to their built dir).
 
@@ -66,6 +69,7 @@ def make_request(
         virtual_packages=virtual_packages(arch, overrides),
         channel_priority=channel_priority,
         timeout=timeout,
+        exclude_newer=exclude_newer,
     )
 
 
@@ -173,6 +177,8 @@ async def solve_async(request: CondaRequest, gateway: Gateway) -> list[LockedPac
             virtual_packages=vps,
             timeout=datetime.timedelta(seconds=request.timeout),
             channel_priority=priority,
+            # A record without a timestamp (some old packages) is kept: its age is unknown.
+            exclude_newer=_cutoff(request.exclude_newer),
             timestamp_policy="allow-missing",
             locked_packages=list(request.locked),
         )
@@ -181,7 +187,7 @@ async def solve_async(request: CondaRequest, gateway: Gateway) -> list[LockedPac
         if "timeout" in text.lower() or "cancel" in text.lower():
             raise ResolveError(
                 f"the solve for {where} took longer than {request.timeout:g} s: "
-                "tighten the specs or raise [workspace] solve-timeout"
+                "tighten the specs or raise solve-timeout (in [workspace], or in the env's table)"
             ) from None
         raise UnsatisfiableError(
             f"the specs cannot be satisfied for {where}:\n{redact_text(text)}"
@@ -199,6 +205,15 @@ async def solve_async(request: CondaRequest, gateway: Gateway) -> list[LockedPac
             package = memo[record.url] = record_to_package(record)
         out.append(package)
     return out
+
+
+def _cutoff(exclude_newer: str) -> datetime.datetime | None:
+    """``exclude_newer`` as rattler takes it: an aware UTC datetime (rattler replaces the
+    tzinfo of what it is given, so it must be UTC already)."""
+    if not exclude_newer:
+        return None
+    parsed = datetime.datetime.fromisoformat(exclude_newer.replace("Z", "+00:00"))
+    return parsed.astimezone(datetime.UTC)
 
 
 # Each record converted once per Gateway (as long-lived as the repodata it caches): 60

@@ -180,6 +180,8 @@ def _resolve_pypi(
             stub_wheels=tuple(stub_wheels.items()),  # the only candidates of these names
             only_binary=spec.only_binary,  # sdists are allowed for every target otherwise
             no_binary=spec.no_binary,
+            # pip resolves wheels only: for it, preferring wheels changes nothing
+            prefer_binary=spec.prefer_binary,
             exclude_newer=spec.settings.exclude_newer,
             base_dir=ctx.root,  # the manifest rebased spec-file paths onto the workspace
             preferences=tuple(p for p in prefer.pypi if p[0] not in provided),
@@ -282,4 +284,5 @@ def conda_request(
         local_channels,
         spec.settings.channel_priority,
         spec.settings.solve_timeout,
+        spec.settings.exclude_newer,
     )

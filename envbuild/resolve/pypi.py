@@ -54,6 +54,7 @@ class PypiRequest:
     stub_wheels: tuple[tuple[str, Path], ...] = ()
     only_binary: tuple[str, ...] = ()  # names or (":all:",): wheels only
     no_binary: tuple[str, ...] = ()  # names or (":all:",): sources only
+    prefer_binary: bool = False  # an older wheel over a newer sdist: see _prefer_wheels
     # A host interpreter of the target's python major.minor: uv builds the metadata of
     # source packages with it. "" when this machine has none: see resolve_uv.
     build_python: str = ""
@@ -150,6 +151,67 @@ def _source_args(request: PypiRequest, insecure_host: str, pre: list[str]) -> li
 
 def resolve_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]:
     """Resolve with ``uv pip compile --format pylock.toml`` for the target platform."""
+    resolved = _compile_uv(request, runner, uv)
+    if request.prefer_binary:
+        resolved = _prefer_wheels(request, runner, uv, resolved)
+    _check_build_python(request, resolved)
+    return resolved
+
+
+def _index_sdists(resolved: list[Resolved], request: PypiRequest) -> set[str]:
+    """Canonical names of the packages resolved to an sdist from an index (not a direct
+    reference), other than those no-binary asks to build."""
+    from packaging.utils import canonicalize_name
+
+    return {
+        str(canonicalize_name(r.name))
+        for r in resolved
+        if r.url and not r.archive and not _filename(r.url).endswith(".whl")
+    } - set(request.no_binary)
+
+
+def _prefer_wheels(
+    request: PypiRequest, runner: Runner, uv: str, resolved: list[Resolved]
+) -> list[Resolved]:
+    """pip's ``--prefer-binary``, which uv lacks (uv takes a package's newest version even
+    when only its sdist fits): the packages resolved to an index sdist are resolved again as
+    wheels-only, so each takes its newest version that has a wheel; repeated while the new
+    result brings other sdists. When their wheels do not fit together, each is tried alone
+    (in name order), and a package whose wheels cannot satisfy the requirements keeps its
+    source, as with pip."""
+    import dataclasses
+
+    if ":all:" in request.only_binary or ":all:" in request.no_binary:
+        return resolved  # nothing is left to prefer
+    wheels_only = set(request.only_binary)
+    tried: set[str] = set()
+
+    def attempt(names: set[str]) -> list[Resolved] | None:
+        retry = dataclasses.replace(request, only_binary=tuple(sorted(wheels_only | names)))
+        try:
+            return _compile_uv(retry, runner, uv)
+        except UnsatisfiableError:
+            return None
+
+    while sdists := _index_sdists(resolved, request) - wheels_only - tried:
+        tried |= sdists
+        result = attempt(sdists)
+        if result is not None:
+            wheels_only |= sdists
+            resolved = result
+            continue
+        for name in sorted(sdists) if len(sdists) > 1 else ():
+            result = attempt({name})
+            if result is not None:
+                wheels_only.add(name)
+                resolved = result
+        kept = sorted(sdists - wheels_only)
+        log.info("prefer-binary: no wheel of %s fits for %s", ", ".join(kept), request.arch)
+    return resolved
+
+
+def _compile_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]:
+    """One ``uv pip compile`` of ``request``."""
     platform, env = uv_platform(request.arch, request.virtual_packages)
     with tempfile.TemporaryDirectory(prefix="envbuild-uv-") as tmp:
         work = Path(tmp)
@@ -186,9 +248,7 @@ def resolve_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]:
             wheel_tags(request.arch, request.python_version, request.virtual_packages)
         )
     }
-    resolved = [_from_pylock(p, request, tags) for p in data.get("packages", [])]
-    _check_build_python(request, resolved)
-    return resolved
+    return [_from_pylock(p, request, tags) for p in data.get("packages", [])]
 
 
 def _check_build_python(request: PypiRequest, resolved: list[Resolved]) -> None:
