@@ -129,21 +129,30 @@ def _write_preferences(path: Path, preferences: tuple[tuple[str, str], ...]) -> 
     path.write_text(tomli_w.dumps(doc), encoding="utf-8")
 
 
-def _source_args(request: PypiRequest, insecure_host: str, pre: list[str]) -> list[str]:
-    """Index, find-links and flag options; pip and uv spell only two of them differently."""
-    args = ["--index-url", _expand(request.index_url)]
-    for url in request.extra_index_urls:
-        args += ["--extra-index-url", _expand(url)]
-    for link in _links(request):
-        args += ["--find-links", link]
+def _source_args(
+    request: PypiRequest, tool: str, insecure_host: str, pre: list[str]
+) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) of the index, find-links and flag options of ``tool`` (uv or pip):
+    credentials go through the environment only (other processes can read argv)."""
+    from envbuild.credentials import pip_index_options, uv_index_options
+
+    options = uv_index_options if tool == "uv" else pip_index_options
+    args, env = options(
+        _expand(request.index_url),
+        [_expand(url) for url in request.extra_index_urls],
+        _links(request),
+    )
     for host in request.trusted_hosts:
         args += [insecure_host, host]
-    return args + (pre if request.pre else []) + (["--no-index"] if request.no_index else [])
+    return args + (pre if request.pre else []) + (["--no-index"] if request.no_index else []), env
 
 
 def resolve_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]:
     """Resolve with ``uv pip compile --format pylock.toml`` for the target platform."""
     platform, env = uv_platform(request.arch, request.virtual_packages)
+    sources, secrets = _source_args(
+        request, "uv", "--allow-insecure-host", ["--prerelease", "allow"]
+    )
     with tempfile.TemporaryDirectory(prefix="envbuild-uv-") as tmp:
         work = Path(tmp)
         _write_inputs(work, request)
@@ -157,7 +166,7 @@ def resolve_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]:
             # look for (or download) a python of the target version.
             "--python", request.build_python or sys.executable, "--no-python-downloads",
             "--constraints", "constraints.txt",
-            *_source_args(request, "--allow-insecure-host", ["--prerelease", "allow"]),
+            *sources,
         ]  # fmt: skip
         cmd += [arg for name in request.only_binary for arg in ("--only-binary", name)]
         cmd += [arg for name in request.no_binary for arg in ("--no-binary", name)]
@@ -169,7 +178,7 @@ def resolve_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]:
             cmd += [arg for name in request.refresh for arg in ("--refresh-package", name)]
         try:
             with _UV_RUN_LOCK:
-                runner(cmd, env=clean_env(env), cwd=work, timeout=600)
+                runner(cmd, env=clean_env({**env, **secrets}), cwd=work, timeout=600)
         except ToolError as exc:
             raise _resolution_error(request, exc) from None
         data = tomllib.loads((work / "pylock.toml").read_text(encoding="utf-8"))
@@ -294,12 +303,14 @@ def resolve_pip(request: PypiRequest, runner: Runner, python: str) -> list[Resol
         work = Path(tmp)
         _write_inputs(work, request)
         env_json = json.dumps(marker_environment(request.arch, request.python_version))
+        # Not --isolated: pip would ignore PIP_INDEX_URL & co, which carry the credentials
+        # (clean_env keeps the user's pip configuration out all the same).
+        sources, secrets = _source_args(request, "pip", "--trusted-host", ["--pre"])
         cmd = [
             python, "-c", _PIP_FOR_TARGET, env_json,
-            "install", "--dry-run", "--ignore-installed", "--isolated",
+            "install", "--dry-run", "--ignore-installed", "--no-input",
             "--quiet", "--disable-pip-version-check", "--report", "report.json",
-            "-r", "requirements.in", "-c", "constraints.txt",
-            *_source_args(request, "--trusted-host", ["--pre"]),
+            "-r", "requirements.in", "-c", "constraints.txt", *sources,
         ]  # fmt: skip
         if request.exclude_newer:
             cmd += ["--uploaded-prior-to", request.exclude_newer]
@@ -320,7 +331,7 @@ def resolve_pip(request: PypiRequest, runner: Runner, python: str) -> list[Resol
             for arg in ("--abi", abi)
         ]
         try:
-            runner(cmd, env=clean_env(), cwd=work, timeout=900)
+            runner(cmd, env=clean_env(secrets), cwd=work, timeout=900)
         except ToolError as exc:
             raise _resolution_error(request, exc) from None
         report = json.loads((work / "report.json").read_text(encoding="utf-8"))

@@ -1,0 +1,142 @@
+"""Credentials in channel and index URLs: split out, percent-decoded, and handed to rattler, uv and pip in memory or through the environment, never through argv or a file."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+_TOKEN_PATH = re.compile(r"/t/[^/]+/")
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """A decoded ``user:password`` (``password`` is "" for a URL with a user name only)."""
+
+    username: str
+    password: str = ""
+
+    def header(self) -> str:
+        """The value of an HTTP basic ``Authorization`` header."""
+        raw = f"{self.username}:{self.password}".encode()
+        return "Basic " + base64.b64encode(raw).decode("ascii")
+
+    def userinfo(self) -> str:
+        """The login as a URL's userinfo, percent-encoded (``p@ss`` -> ``p%40ss``)."""
+        user = quote(self.username, safe="")
+        return f"{user}:{quote(self.password, safe='')}" if self.password else user
+
+
+def split_login(url: str) -> tuple[str, Login | None]:
+    """``url`` without its ``user:password@`` part, and that login (``${VAR}`` references
+    expanded from the environment) percent-decoded: ``p%40ss`` means ``p@ss``; None when the
+    URL has none. The last ``@`` of the authority ends the userinfo, so a raw ``@`` in a
+    password works too."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    userinfo = os.path.expandvars(userinfo)
+    user, colon, password = userinfo.partition(":")
+    login = Login(unquote(user), unquote(password) if colon else "")
+    return urlunsplit(parts._replace(netloc=hostport)), login
+
+
+def with_login(url: str, login: Login | None) -> str:
+    """``url`` with ``login`` as its (percent-encoded) userinfo: for a tool's environment."""
+    if login is None:
+        return url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{login.userinfo()}@{parts.netloc}"))
+
+
+def split_token(url: str) -> str:
+    """``url`` without a conda token path (``https://h/t/<token>/chan`` -> ``https://h/chan``)."""
+    parts = urlsplit(url)
+    if not _TOKEN_PATH.search(parts.path + "/"):
+        return url
+    path = _TOKEN_PATH.sub("/", parts.path + "/", count=1)
+    return urlunsplit(parts._replace(path=path if parts.path.endswith("/") else path[:-1]))
+
+
+def token_mirrors(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """``{public channel URL/: URL/ with its token path}`` for the channels of ``pairs``
+    (public URL, real URL) that carry a ``/t/<token>/``: what rattler's mirror middleware
+    rewrites requests with, in memory, so that the URL rattler caches repodata under (and
+    writes into its cache) is the public one. ``${VAR}`` references are expanded; a
+    ``user:password@`` part is dropped (it travels as a header). Raises ValueError naming
+    a channel given with two different tokens."""
+    out: dict[str, str] = {}
+    for public, real in pairs:
+        secret, _ = split_login(os.path.expandvars(real))
+        if split_token(secret) == secret:
+            continue
+        key, value = public.rstrip("/") + "/", secret.rstrip("/") + "/"
+        if out.get(key, value) != value:
+            raise ValueError(public)
+        out[key] = value
+    return out
+
+
+# --------------------------------------------------------------------------- uv and pip
+
+
+def uv_index_options(
+    index_url: str, extra_index_urls: Sequence[str], find_links: Sequence[str] = ()
+) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) giving uv its indexes: URLs without credentials in argv (an index
+    with credentials is named there, ``--index envbuild1=URL``) and the decoded credentials in
+    ``UV_INDEX_<NAME>_USERNAME`` / ``_PASSWORD``. Find-links with credentials go, all of them,
+    through ``UV_FIND_LINKS`` (uv reads no names for them)."""
+    args: list[str] = []
+    env: dict[str, str] = {}
+    for i, (option, url) in enumerate(
+        [("--default-index", index_url), *(("--index", u) for u in extra_index_urls)]
+    ):
+        public, login = split_login(url)
+        if login is None:
+            args += [option, public]
+            continue
+        name = f"envbuild{i}"
+        args += [option, f"{name}={public}"]
+        env[f"UV_INDEX_{name.upper()}_USERNAME"] = login.username
+        env[f"UV_INDEX_{name.upper()}_PASSWORD"] = login.password
+    links = [split_login(link) for link in find_links]
+    if any(login for _, login in links):
+        env["UV_FIND_LINKS"] = ",".join(with_login(u, login) for u, login in links)
+    else:
+        args += [arg for u, _ in links for arg in ("--find-links", u)]
+    return args, env
+
+
+def pip_index_options(
+    index_url: str, extra_index_urls: Sequence[str], find_links: Sequence[str] = ()
+) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) giving pip its indexes: a URL with credentials goes through
+    ``PIP_INDEX_URL`` / ``PIP_EXTRA_INDEX_URL`` / ``PIP_FIND_LINKS`` (pip adds the
+    environment's extra indexes and find-links to the command line's), the others through
+    argv. pip must then run without ``--isolated``, which would ignore its environment."""
+    args: list[str] = []
+    env: dict[str, str] = {}
+    public, login = split_login(index_url)
+    if login is None:
+        args += ["--index-url", public]
+    else:
+        env["PIP_INDEX_URL"] = with_login(public, login)
+    for option, variable, urls in (
+        ("--extra-index-url", "PIP_EXTRA_INDEX_URL", extra_index_urls),
+        ("--find-links", "PIP_FIND_LINKS", find_links),
+    ):
+        secret = []
+        for url in urls:
+            public, login = split_login(url)
+            if login is None:
+                args += [option, public]
+            else:
+                secret.append(with_login(public, login))
+        if secret:
+            env[variable] = " ".join(secret)
+    return args, env
