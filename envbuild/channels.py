@@ -62,14 +62,18 @@ def redact_url(url: str) -> str:
     """``url`` without any ``user:password@`` part and without a token path (``/t/<token>/``)."""
     url = strip_userinfo(url)
     parts = urlsplit(url)
-    if not re.search(r"/t/[^/]+/", parts.path):
+    if not _TOKEN_PATH.search(parts.path):
         return url
-    return urlunsplit(parts._replace(path=re.sub(r"/t/[^/]+/", "/", parts.path)))
+    return urlunsplit(parts._replace(path=_TOKEN_PATH.sub("", parts.path, count=1)))
+
+
+# A conda token path: /t/<token> followed by the channel's path, or ending the URL.
+_TOKEN_PATH = re.compile(r"/t/[^/]+(?=/|$)")
 
 
 # The userinfo ends at the LAST "@" of the authority: a raw "@" in a password is redacted too.
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<userinfo>[^/\s?#]+)@")
-_TOKEN = re.compile(r"(?P<scheme>://[^/\s]+)/t/[^/\s]+/")
+_TOKEN = re.compile(r"(?P<scheme>://[^/\s]+)/t/[^/\s'\"()<>]+(?=[/\s'\"()<>]|$)")
 
 
 def _redact_userinfo(match: re.Match[str]) -> str:
@@ -80,7 +84,7 @@ def _redact_userinfo(match: re.Match[str]) -> str:
 def redact_text(text: str) -> str:
     """``text`` (a message, a log line) with credentials removed from every URL in it;
     everything else, line breaks included, is kept."""
-    return _TOKEN.sub(r"\g<scheme>/", _USERINFO.sub(_redact_userinfo, text))
+    return _TOKEN.sub(r"\g<scheme>", _USERINFO.sub(_redact_userinfo, text))
 
 
 def portable_url(url: str, root: Path) -> str:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-_TOKEN_PATH = re.compile(r"/t/[^/]+/")
+from envbuild.channels import redact_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +53,9 @@ def with_login(url: str, login: Login | None) -> str:
 
 
 def split_token(url: str) -> str:
-    """``url`` without a conda token path (``https://h/t/<token>/chan`` -> ``https://h/chan``)."""
-    parts = urlsplit(url)
-    if not _TOKEN_PATH.search(parts.path + "/"):
-        return url
-    path = _TOKEN_PATH.sub("/", parts.path + "/", count=1)
-    return urlunsplit(parts._replace(path=path if parts.path.endswith("/") else path[:-1]))
+    """``url`` without a conda token path (``https://h/t/<token>/chan`` -> ``https://h/chan``)
+    and without any userinfo (split that first, with :func:`split_login`)."""
+    return redact_url(url)
 
 
 def token_mirrors(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:

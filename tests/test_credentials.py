@@ -1,0 +1,512 @@
+"""Credentials never written, never in argv (issue 7 §5): conda channel tokens and basic auth
+stay out of rattler's repodata cache, locks, logs and errors; PyPI credentials reach uv and
+pip through their environment (percent-decoded), never their argv; ssh user names are kept."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import LocalServer, _cli_env, _Handler, read_lock_json
+from hypothesis import given
+from hypothesis import strategies as st
+from test_resolve_local import BASE_RECIPES, manifest
+from test_resolve_pypi import CONDA_PY_DISTS, PYTHON
+
+from envbuild.channels import redact_text, redact_url
+from envbuild.credentials import (
+    Login,
+    pip_index_options,
+    split_login,
+    split_token,
+    token_mirrors,
+    uv_index_options,
+    with_login,
+)
+from envbuild.platforms import host_arch
+
+TOKEN = "tk-Q7x9Zr2"
+PASSWORD = "p@ss:w0rd"  # raw; percent-encoded in URLs
+ENCODED = "p%40ss%3Aw0rd"
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+@pytest.mark.parametrize(
+    ("url", "public", "login"),
+    [
+        ("https://host/simple", "https://host/simple", None),
+        (f"https://ann:{ENCODED}@host/simple", "https://host/simple", Login("ann", PASSWORD)),
+        # a raw "@" in the password: the last "@" ends the userinfo
+        ("https://ann:p@ss@host:8080/s", "https://host:8080/s", Login("ann", "p@ss")),
+        ("https://us%40er@host/s", "https://host/s", Login("us@er")),  # a user name only
+        ("https://ann:@host/s", "https://host/s", Login("ann", "")),
+        # ${VAR} references in the userinfo come from the environment
+        ("https://${CRED_T_USER}:${CRED_T_PASS}@h/s", "https://h/s", Login("eve", "x:y@z")),
+    ],
+)  # fmt: skip
+def test_split_login_decodes(monkeypatch, url, public, login):
+    monkeypatch.setenv("CRED_T_USER", "eve")
+    monkeypatch.setenv("CRED_T_PASS", "x%3Ay%40z")
+    assert split_login(url) == (public, login)
+
+
+@given(
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1),
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs",))),
+)
+def test_with_login_round_trips(user, password):
+    login = Login(user, password)
+    url = with_login("https://host:8443/simple", login)
+    assert split_login(url) == ("https://host:8443/simple", login)
+    assert login.header() == basic(user, password)
+
+
+@pytest.mark.parametrize(
+    ("url", "public"),
+    [
+        ("https://h/t/abc/chan", "https://h/chan"),
+        ("https://h/t/abc/chan/", "https://h/chan/"),
+        ("https://h/t/abc/org/label/dev", "https://h/org/label/dev"),
+        ("https://h/chan", "https://h/chan"),
+        ("https://h/test/chan", "https://h/test/chan"),
+    ],
+)
+def test_split_token(url, public):
+    assert split_token(url) == public
+
+
+def test_token_mirrors(monkeypatch):
+    monkeypatch.setenv("CRED_T_TOKEN", "t0k")
+    pairs = [
+        ("https://a/chan", "https://a/t/${CRED_T_TOKEN}/chan"),
+        ("https://b/chan", "https://u:pw@b/t/x/chan"),  # the userinfo travels as a header
+        ("https://c/simple", "https://u:pw@c/simple"),  # no token: no mirror
+    ]
+    assert token_mirrors(pairs) == {
+        "https://a/chan/": "https://a/t/t0k/chan/",
+        "https://b/chan/": "https://b/t/x/chan/",
+    }
+    with pytest.raises(ValueError, match=r"^https://a/chan$"):
+        token_mirrors([*pairs, ("https://a/chan", "https://a/t/other/chan")])
+
+
+@pytest.mark.parametrize(
+    ("url", "public"),
+    [
+        ("git+ssh://git@github.com/org/repo.git@v1", "git+ssh://git@github.com/org/repo.git@v1"),
+        ("ssh://git:secret@host/repo.git", "ssh://git@host/repo.git"),
+        ("git+https://ann:tok@host/repo.git@abc", "git+https://host/repo.git@abc"),
+        ("https://tok3n@host/repo.git", "https://host/repo.git"),  # a token as user name
+        ("https://h/t/abc/chan/noarch/a.conda", "https://h/chan/noarch/a.conda"),
+        ("git+file:///srv/repo", "git+file:///srv/repo"),
+    ],
+)
+def test_redact_keeps_ssh_user_names(url, public):
+    assert redact_url(url) == public
+    assert redact_text(f"at {url}: failed\n") == f"at {public}: failed\n"
+
+
+def test_redact_text_raw_at_in_password():
+    text = "GET https://ann:p@ss@host/simple/x/ failed; see git+ssh://git@h/r.git"
+    assert redact_text(text) == "GET https://host/simple/x/ failed; see git+ssh://git@h/r.git"
+
+
+def test_uv_index_options():
+    args, env = uv_index_options(
+        f"https://ann:{ENCODED}@idx.example/simple",
+        ["https://plain.example/simple", "https://${X}@tok.example/simple"],
+        ["./wheels"],
+    )
+    assert args == [
+        "--default-index", "envbuild0=https://idx.example/simple",
+        "--index", "https://plain.example/simple",
+        "--index", "envbuild2=https://tok.example/simple",
+        "--find-links", "./wheels",
+    ]  # fmt: skip
+    assert env == {
+        "UV_INDEX_ENVBUILD0_USERNAME": "ann",
+        "UV_INDEX_ENVBUILD0_PASSWORD": PASSWORD,
+        "UV_INDEX_ENVBUILD2_USERNAME": "${X}",  # unset: left as written
+        "UV_INDEX_ENVBUILD2_PASSWORD": "",
+    }
+    # find-links with credentials: all of them through UV_FIND_LINKS
+    args, env = uv_index_options("https://pypi.org/simple", [], ["/w", "https://a:b%40c@f/x/"])
+    assert args == ["--default-index", "https://pypi.org/simple"]
+    assert env == {"UV_FIND_LINKS": "/w,https://a:b%40c@f/x/"}
+
+
+def test_pip_index_options():
+    args, env = pip_index_options(
+        "https://ann:p@ss@idx.example/simple",
+        ["https://plain.example/simple", "https://bob:x@e2/simple", "https://c:y@e3/simple"],
+        ["/w", "https://a:b@f/x/"],
+    )
+    assert args == [
+        "--extra-index-url", "https://plain.example/simple", "--find-links", "/w",
+    ]  # fmt: skip
+    assert env == {
+        "PIP_INDEX_URL": "https://ann:p%40ss@idx.example/simple",
+        "PIP_EXTRA_INDEX_URL": "https://bob:x@e2/simple https://c:y@e3/simple",
+        "PIP_FIND_LINKS": "https://a:b@f/x/",
+    }
+
+
+# --------------------------------------------------------------------------- servers
+
+
+class _TokenHandler(_Handler):
+    """Serves ``directory`` under ``/t/<token>/`` only, as anaconda.org serves private
+    channels (anything else: 401), optionally behind basic auth too."""
+
+    token = ""
+    expected_auth: str | None = None
+
+    def _allowed(self) -> bool:
+        self._record()
+        prefix = f"/t/{self.token}/"
+        ok = self.path.startswith(prefix) and (
+            self.expected_auth is None or self.headers.get("Authorization") == self.expected_auth
+        )
+        if not ok:
+            self.send_error(401, "token or login required")
+            return False
+        self.path = "/" + self.path[len(prefix) :]
+        return True
+
+    def do_GET(self) -> None:
+        if self._allowed():
+            SimpleHTTPRequestHandler.do_GET(self)
+
+    def do_HEAD(self) -> None:
+        if self._allowed():
+            SimpleHTTPRequestHandler.do_HEAD(self)
+
+
+@pytest.fixture
+def token_server() -> Iterator[Callable[..., LocalServer]]:
+    """``token_server(directory, token, auth=None) -> LocalServer``."""
+    started: list[ThreadingHTTPServer] = []
+
+    def serve(directory: Path, token: str, auth: tuple[str, str] | None = None) -> LocalServer:
+        record = LocalServer(url="", directory=directory)
+        attrs: dict[str, Any] = {"server_record": record, "token": token}
+        if auth:
+            attrs["expected_auth"] = basic(*auth)
+        handler = type("TokenHandler", (_TokenHandler,), attrs)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(directory)))
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        started.append(server)
+        record.url = f"http://127.0.0.1:{server.server_address[1]}"
+        return record
+
+    yield serve
+    for server in started:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def sharded_channel(make_channel, tmp_path_factory) -> Path:
+    """The base test channel, indexed again with repodata.json.zst and shards (rattler
+    then caches shards as well as repodata)."""
+    import asyncio
+
+    from rattler.index import index_fs
+
+    out = tmp_path_factory.mktemp("sharded") / "chan"
+    shutil.copytree(make_channel(BASE_RECIPES, name="base"), out)
+    asyncio.run(index_fs(out, write_zst=True, write_shards=True, force=True))
+    return out
+
+
+def files_holding(root: Path, *needles: str) -> list[str]:
+    """Files under ``root`` (binary-safe) holding any of ``needles``."""
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and any(n.encode() in p.read_bytes() for n in needles)
+    )
+
+
+def run_traced(ws: Path, *args: str, env: dict[str, str] | None = None) -> tuple[Any, str]:
+    """The envbuild CLI run under ``strace -f -e execve``: (result, every argv of every
+    process it started, uv's and pip's children included). Skips without a usable strace."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed: cannot see the argv of every child process")
+    trace = ws.parent / f"execve-{os.getpid()}-{len(list(ws.parent.glob('execve-*')))}.txt"
+    cmd = [strace, "-f", "-qq", "-s", "100000", "-e", "trace=execve", "-o", str(trace)]
+    result = subprocess.run(
+        [*cmd, sys.executable, "-m", "envbuild.cli", *args], cwd=ws, capture_output=True,
+        text=True, env={**_cli_env(), **(env or {})}, timeout=600, check=False,
+    )  # fmt: skip
+    text = trace.read_text(errors="replace") if trace.exists() else ""
+    if "execve(" not in text:
+        pytest.skip(f"strace cannot trace here: {result.stderr.strip()[:200]}")
+    trace.unlink()
+    return result, text
+
+
+def assert_ok(result: Any) -> None:
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------- conda tokens
+
+
+@pytest.mark.parametrize(
+    ("sharded", "login"),
+    [(True, None), (False, ("ann", PASSWORD))],
+    ids=["shards+token", "repodata+token+login"],
+)
+def test_channel_token_never_written(
+    sharded_channel, make_channel, token_server, tmp_path, sharded, login
+):
+    """Resolve and fetch through a channel that needs its token path (and a login): the
+    token was used for everything, and no file, output or child's argv holds it."""
+    channel = sharded_channel if sharded else make_channel(BASE_RECIPES, name="base")
+    server = token_server(channel, TOKEN, login)
+    host = server.url.removeprefix("http://")
+    userinfo = f"ann:{ENCODED}@" if login else ""
+    url = f"http://{userinfo}{host}/t/{TOKEN}"
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "envbuild.toml").write_text(
+        manifest([url], {"app": {"conda": ["demo-hello", "demo-tool"]}}), encoding="utf-8"
+    )
+    result, trace = run_traced(ws, "resolve")
+    assert_ok(result)
+    fetched = run_traced(ws, "fetch", "env=app")[0]
+    assert_ok(fetched)
+    # the token was really used, for repodata, shards and package files alike
+    paths = [p for _, p, _ in server.requests]
+    if sharded:
+        assert any(p.startswith(f"/t/{TOKEN}/linux-64/shards/") for p in paths)
+    else:
+        assert f"/t/{TOKEN}/noarch/repodata.json" in paths
+    assert any(p.startswith(f"/t/{TOKEN}/") and p.endswith(".conda") for p in paths)
+    if login:
+        assert all(h.get("authorization") == basic(*login) for _, _, h in server.requests)
+    cache = ws / ".envbuild" / "cache" / "repodata"
+    assert list(cache.glob("*.shards-cache-v1" if sharded else "*.info.json"))
+    # ... and is in no file but the manifest, nor in any output or child's argv
+    secrets = (TOKEN, PASSWORD, ENCODED)
+    assert files_holding(ws, *secrets) == ["envbuild.toml"]
+    out = result.stdout + result.stderr + fetched.stdout + fetched.stderr
+    assert not [s for s in secrets if s in out + trace]
+    for arch in ("linux-64", "osx-arm64"):
+        lock = read_lock_json(ws, "app", arch)
+        assert lock["spec"]["channels"] == [server.url]
+        assert {p["channel"] for p in lock["packages"]} == {server.url}
+
+
+def test_channel_token_from_environment(
+    sharded_channel, token_server, tmp_path, run_cli, monkeypatch
+):
+    server = token_server(sharded_channel, TOKEN)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    url = server.url + "/t/${CRED_CHANNEL_TOKEN}"
+    (ws / "envbuild.toml").write_text(
+        manifest([url], {"app": {"conda": ["demo-hello"]}}, archs=("linux-64",)),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("CRED_CHANNEL_TOKEN", TOKEN)
+    result = run_cli(ws, "resolve")
+    assert_ok(result)
+    assert f"/t/{TOKEN}/noarch/repodata_shards.msgpack.zst" in server.paths
+    assert files_holding(ws, TOKEN) == []
+    assert read_lock_json(ws, "app", "linux-64")["spec"]["channels"] == [server.url]
+
+
+def test_wrong_channel_token_error_is_redacted(sharded_channel, token_server, tmp_path, run_cli):
+    server = token_server(sharded_channel, TOKEN)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "envbuild.toml").write_text(
+        manifest([f"{server.url}/t/wr0ng-{TOKEN}"], {"app": {"conda": ["demo-hello"]}},
+                 archs=("linux-64",)),
+        encoding="utf-8",
+    )  # fmt: skip
+    result = run_cli(ws, "resolve")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stdout + result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(
+        f"envbuild: error: resolve app@linux-64: could not read channels for linux-64 from "
+        f"{server.url}: "
+    ), result.stderr
+    assert re.search(r"\b401\b", result.stderr), result.stderr
+    assert files_holding(ws, TOKEN) == ["envbuild.toml"]
+
+
+def test_one_channel_two_tokens_is_an_input_error(tmp_path, run_cli):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "envbuild.toml").write_text(
+        manifest(
+            [],
+            {
+                "a": {"conda": ["x"], "channels": ["https://c.example/t/one/chan"]},
+                "b": {"conda": ["x"], "channels": ["https://c.example/t/two/chan"]},
+            },
+            archs=("linux-64",),
+        ),
+        encoding="utf-8",
+    )
+    result = run_cli(ws, "resolve")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "envbuild: error: envbuild.toml: channel https://c.example/chan is given with "
+        "different tokens (envs a, b): give every env the same token for one channel"
+    ]
+
+
+# --------------------------------------------------------------------------- PyPI credentials
+
+
+@pytest.fixture(scope="module")
+def py_channel(make_channel) -> str:
+    """test_resolve_pypi's channel: python 3.11.9 and noarch pip, setuptools, wheel, six."""
+    return str(make_channel([PYTHON, *CONDA_PY_DISTS], name="pychan").as_uri())
+
+
+@pytest.fixture
+def secret_indexes(pypi_index) -> dict[str, Any]:
+    """A base index, an extra index and a find-links page, each behind its own login (the
+    passwords hold "@" and ":"); ``urls``: as a manifest gives them, percent-encoded."""
+    base = pypi_index(
+        {"alpha": [("1.0", "wheel", None, ["gamma"])], "built": [("2.0", "sdist")]},
+        auth=("ann", PASSWORD),
+    )
+    extra = pypi_index({"beta": ["1.0"]}, auth=("bob", "b:" + PASSWORD))
+    links = pypi_index({"gamma": ["1.0"]}, auth=("cy", PASSWORD + "@"))
+    return {
+        "base": base,
+        "extra": extra,
+        "links": links,
+        "urls": {
+            "pypi-index": base.url.replace("http://", f"http://ann:{ENCODED}@"),
+            "extra-indexes": [extra.url.replace("http://", f"http://bob:b%3A{ENCODED}@")],
+        },
+        "find-links": links.files_url.replace("http://", f"http://cy:{ENCODED}%40@"),
+        "secrets": (PASSWORD, ENCODED, "b%3A" + ENCODED),
+    }
+
+
+@pytest.mark.parametrize("resolver", ["uv", "pip"])
+def test_pypi_credentials_reach_tools_by_environment_only(
+    secret_indexes, py_channel, tmp_path, resolver
+):
+    """Base index, extra index and find-links behind logins whose passwords hold "@" and
+    ":" (percent-encoded in the manifest, decoded before use): the resolution succeeds, each
+    server saw its own login, and no argv of any process (uv's and pip's children too), no
+    file but the manifest, no output holds a password."""
+    import tomli_w
+
+    idx = secret_indexes
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    env = {"python": "3.11", "pypi": ["alpha", "beta", f"-f {idx['find-links']}"]}
+    if resolver == "pip":
+        env["pypi-resolver"] = "pip"
+    table = {"archs": ["linux-64"], "channels": [py_channel], **idx["urls"]}
+    (ws / "envbuild.toml").write_text(
+        tomli_w.dumps({"workspace": table, "env": {"app": env}}), encoding="utf-8"
+    )
+    result, trace = run_traced(ws, "resolve")
+    assert_ok(result)
+    for name, login in (("base", ("ann", PASSWORD)), ("extra", ("bob", "b:" + PASSWORD)),
+                        ("links", ("cy", PASSWORD + "@"))):  # fmt: skip
+        seen = {h.get("authorization") for _, _, h in idx[name].server.requests}
+        assert basic(*login) in seen, (name, seen)
+    pkgs = {p["name"]: p for p in read_lock_json(ws, "app", "linux-64")["packages"]}
+    assert pkgs["alpha"]["url"] == idx["base"].file_url("alpha-1.0-py3-none-any.whl")
+    assert pkgs["beta"]["url"] == idx["extra"].file_url("beta-1.0-py3-none-any.whl")
+    assert pkgs["gamma"]["url"] == idx["links"].file_url("gamma-1.0-py3-none-any.whl")
+    execs = [line for line in trace.splitlines() if "execve(" in line]
+    assert any(resolver in line for line in execs[1:])  # the resolver's argv was traced
+    leaks = [line for line in execs if any(s in line for s in idx["secrets"])]
+    assert leaks == []
+    assert files_holding(ws, *idx["secrets"]) == ["envbuild.toml"]
+    assert not [s for s in idx["secrets"] if s in result.stdout + result.stderr]
+
+
+def test_build_gets_index_credentials_by_environment_only(secret_indexes, py_channel, tmp_path):
+    """An sdist locked from an index behind a login is fetched and built: uv build gets the
+    index (for build dependencies) with its login in the environment, not its argv."""
+    import tomli_w
+
+    idx = secret_indexes
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    table = {"archs": [host_arch()], "channels": [py_channel], **idx["urls"]}
+    envs = {"app": {"python": "3.11", "pypi": ["built"]}}
+    (ws / "envbuild.toml").write_text(
+        tomli_w.dumps({"workspace": table, "env": envs}), encoding="utf-8"
+    )
+    assert_ok(run_traced(ws, "resolve")[0])
+    result, trace = run_traced(ws, "build")
+    assert_ok(result)
+    builds = [line for line in trace.splitlines() if "execve(" in line and '"--wheel"' in line]
+    assert builds and all("envbuild0=" + idx["base"].url in line for line in builds), builds
+    leaks = [line for line in trace.splitlines() if any(s in line for s in idx["secrets"])]
+    assert leaks == []
+    assert any(p.endswith("built-2.0.tar.gz") for p in idx["base"].requests)
+    assert files_holding(ws, *idx["secrets"]) == ["envbuild.toml"]
+
+
+@pytest.mark.parametrize("resolver", ["uv", "pip"])
+def test_resolvers_argv_through_the_runner(pypi_index, tmp_path, resolver):
+    """The same check without strace, through the injectable runner (the real one, recorded):
+    the argv holds no password, the environment holds it decoded."""
+    from envbuild.platforms import virtual_packages
+    from envbuild.resolve.pypi import PypiRequest, resolve_pip, resolve_uv, uv_binary
+    from envbuild.runner import run
+
+    idx = pypi_index({"alpha": ["1.0"]}, auth=("ann", PASSWORD))
+    calls: list[tuple[list[str], dict[str, str]]] = []
+
+    def recording(cmd, *, env=None, cwd=None, timeout=None):
+        calls.append(([str(c) for c in cmd], dict(env or {})))
+        return run(cmd, env=env, cwd=cwd, timeout=timeout)
+
+    request = PypiRequest(
+        requirements=("alpha",), arch="linux-64", python_version="3.11.9",
+        virtual_packages=virtual_packages("linux-64", {}),
+        index_url=idx.url.replace("http://", f"http://ann:{ENCODED}@"),
+    )  # fmt: skip
+    if resolver == "uv":
+        resolved = resolve_uv(request, recording, uv_binary())
+    else:
+        resolved = resolve_pip(request, recording, sys.executable)
+    assert [(r.name, r.version) for r in resolved] == [("alpha", "1.0")]
+    ((argv, env),) = calls
+    assert not [a for a in argv if PASSWORD in a or ENCODED in a]
+    if resolver == "uv":
+        assert argv[argv.index("--default-index") + 1] == f"envbuild0={idx.url}"
+        assert env["UV_INDEX_ENVBUILD0_USERNAME"] == "ann"
+        assert env["UV_INDEX_ENVBUILD0_PASSWORD"] == PASSWORD
+    else:
+        assert "--index-url" not in argv and "--isolated" not in argv
+        assert env["PIP_INDEX_URL"] == idx.url.replace("http://", f"http://ann:{ENCODED}@")
