@@ -81,10 +81,13 @@ def _redact_userinfo(match: re.Match[str]) -> str:
     return f"{match['scheme']}://" + (f"{kept}@" if kept else "")
 
 
-def redact_text(text: str) -> str:
+def redact_text(text: str, mark: bool = True) -> str:
     """``text`` (a message, a log line) with credentials removed from every URL in it;
-    everything else, line breaks included, is kept."""
-    return _TOKEN.sub(r"\g<scheme>", _USERINFO.sub(_redact_userinfo, text))
+    everything else, line breaks included, is kept. A token path shows as ``/t/***`` (so a
+    message says a token was sent), or is dropped with ``mark=False`` (for data)."""
+    return _TOKEN.sub(
+        r"\g<scheme>/t/***" if mark else r"\g<scheme>", _USERINFO.sub(_redact_userinfo, text)
+    )
 
 
 def portable_url(url: str, root: Path) -> str:

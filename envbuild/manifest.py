@@ -426,7 +426,7 @@ def _env_spec(
         return public
 
     def hide_text(value: str) -> str:  # a direct URL may carry credentials too
-        public = redact_text(value)
+        public = redact_text(value, mark=False)
         if public != value:
             secrets[public] = value
         return public

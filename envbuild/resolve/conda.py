@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,9 +191,14 @@ async def solve_async(request: CondaRequest, gateway: Gateway) -> list[LockedPac
             f"the specs cannot be satisfied for {where}:\n{redact_text(text)}"
         ) from None
     except Exception as exc:  # rattler's gateway/fetch errors have no common base
+        text = redact_text(str(exc).strip())
         raise ResolveError(
-            f"could not read channels for {where}: {redact_text(str(exc).strip())}: "
-            "check the channel names/URLs and that they are reachable"
+            f"could not read channels for {where}: {text}: "
+            + (
+                "check the channel's token or login"
+                if re.search(r"\b40[13]\b", text)
+                else "check the channel names/URLs and that they are reachable"
+            )
         ) from None
     memo = _PACKAGES.setdefault(id(gateway), (gateway, {}))[1]
     out = []
