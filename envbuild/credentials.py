@@ -136,3 +136,47 @@ def pip_index_options(
         if secret:
             env[variable] = " ".join(secret)
     return args, env
+
+
+# --------------------------------------------------------------------------- git
+
+# A credential helper that answers git's "get" from the environment (git runs it with sh):
+# its argv names the variables only.
+_GIT_HELPER = (
+    "!f() { test \"$1\" = get && printf 'username=%s\\npassword=%s\\n' "
+    '"$ENVBUILD_GIT_USERNAME_{i}" "$ENVBUILD_GIT_PASSWORD_{i}"; }; f'
+)
+
+
+def git_login_free(url: str) -> tuple[str, Login | None]:
+    """A VCS URL (``git+https://user:token@host/repo.git@v1``) without its http(s) login,
+    and that login; an ssh URL keeps its user name (``git+ssh://git@host/...``)."""
+    vcs, plus, rest = url.partition("+")
+    if not plus or "://" not in rest:
+        vcs, rest = "", url
+    if urlsplit(rest).scheme not in ("http", "https"):
+        return url, None
+    public, login = split_login(rest)
+    return (f"{vcs}+{public}" if vcs else public), login
+
+
+def git_credential_env(urls: Iterable[str]) -> dict[str, str]:
+    """Environment that gives git the http(s) logins of ``urls`` (VCS URLs or any URLs)
+    through a credential helper per origin, configured by ``GIT_CONFIG_COUNT`` /
+    ``GIT_CONFIG_KEY_<n>`` / ``GIT_CONFIG_VALUE_<n>`` (git >= 2.31): git (and uv, which runs
+    git) never gets a login in its argv. ``GIT_TERMINAL_PROMPT=0``: no prompt, ever."""
+    logins: dict[str, Login] = {}
+    for url in urls:
+        public, login = git_login_free(url)
+        if login is not None:
+            parts = urlsplit(public.partition("+")[2] if "+" in public.split("://")[0] else public)
+            logins.setdefault(f"{parts.scheme}://{parts.netloc}", login)
+    env = {"GIT_TERMINAL_PROMPT": "0"}
+    for i, (origin, login) in enumerate(sorted(logins.items())):
+        env[f"GIT_CONFIG_KEY_{i}"] = f"credential.{origin}.helper"
+        env[f"GIT_CONFIG_VALUE_{i}"] = _GIT_HELPER.replace("{i}", str(i))
+        env[f"ENVBUILD_GIT_USERNAME_{i}"] = login.username
+        env[f"ENVBUILD_GIT_PASSWORD_{i}"] = login.password
+    if logins:
+        env["GIT_CONFIG_COUNT"] = str(len(logins))
+    return env

@@ -27,6 +27,8 @@ from test_resolve_pypi import CONDA_PY_DISTS, PYTHON
 from envbuild.channels import redact_text, redact_url
 from envbuild.credentials import (
     Login,
+    git_credential_env,
+    git_login_free,
     pip_index_options,
     split_login,
     split_token,
@@ -529,3 +531,89 @@ def test_resolvers_argv_through_the_runner(pypi_index, tmp_path, resolver):
     else:
         assert "--index-url" not in argv and "--isolated" not in argv
         assert env["PIP_INDEX_URL"] == idx.url.replace("http://", f"http://ann:{ENCODED}@")
+
+
+# --------------------------------------------------------------------------- VCS logins
+
+
+def test_git_credential_env():
+    env = git_credential_env(
+        [
+            f"git+https://ann:{ENCODED}@git.example/org/repo.git@v1",
+            "git+ssh://git@git.example/org/other.git",  # ssh: keys, nothing to give
+            "https://pypi.example/simple",
+        ]
+    )
+    assert env == {
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "credential.https://git.example.helper",
+        "GIT_CONFIG_VALUE_0": "!f() { test \"$1\" = get && printf 'username=%s\\npassword=%s\\n' "
+        '"$ENVBUILD_GIT_USERNAME_0" "$ENVBUILD_GIT_PASSWORD_0"; }; f',
+        "ENVBUILD_GIT_USERNAME_0": "ann",
+        "ENVBUILD_GIT_PASSWORD_0": PASSWORD,
+    }
+    assert git_login_free("git+https://ann:x@h/r.git@v1") == (
+        "git+https://h/r.git@v1",
+        Login("ann", "x"),
+    )
+    assert git_login_free("git+ssh://git@h/r.git@v1") == ("git+ssh://git@h/r.git@v1", None)
+
+
+@pytest.fixture
+def secret_git(tmp_path, http_server_auth) -> dict[str, Any]:
+    """A git repo served over git's dumb HTTP protocol behind a login (loopback)."""
+    from pypi_index import make_git_repo
+
+    repo = make_git_repo(tmp_path / "work", "vcspkg", "0.1", [], tag="v0.1")
+    served = tmp_path / "served"
+    served.mkdir()
+    bare = served / "repo.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(tmp_path / "work"), str(bare)], check=True)
+    subprocess.run(["git", "-C", str(bare), "update-server-info"], check=True)
+    server = http_server_auth(served, "ann", PASSWORD)
+    return {"server": server, "commit": repo.commit, "public": f"{server.url}/repo.git"}
+
+
+def test_vcs_login_never_in_argv_nor_lock(secret_git, py_channel, tmp_path):
+    """``git+http://ann:p%40ss%3Aw0rd@host/repo.git``: uv resolves it and envbuild builds it
+    with git getting the login from a credential helper (uv itself would put it in git's
+    argv); the lock holds the URL without the login."""
+    import tomli_w
+
+    git = secret_git
+    url = git["public"].replace("http://", f"http://ann:{ENCODED}@")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    table = {"archs": [host_arch()], "channels": [py_channel]}
+    envs = {"app": {"python": "3.11", "pypi": [f"vcspkg @ git+{url}@v0.1"]}}
+    (ws / "envbuild.toml").write_text(
+        tomli_w.dumps({"workspace": table, "env": envs}), encoding="utf-8"
+    )
+    result, trace = run_traced(ws, "resolve")
+    assert_ok(result)
+    pkg = {p["name"]: p for p in read_lock_json(ws, "app", host_arch())["packages"]}["vcspkg"]
+    assert pkg["source"]["url"] == git["public"] and pkg["source"]["commit"] == git["commit"]
+    built, build_trace = run_traced(ws, "build")
+    assert_ok(built)
+    execs = [ln for ln in (trace + build_trace).splitlines() if "execve(" in ln]
+    assert any('"fetch"' in ln or '"clone"' in ln for ln in execs)  # git ran, with a login
+    assert basic("ann", PASSWORD) in {h.get("authorization") for _, _, h in git["server"].requests}
+    assert [ln for ln in execs if PASSWORD in ln or ENCODED in ln] == []
+    assert files_holding(ws, PASSWORD, ENCODED) == ["envbuild.toml"]
+    assert any(p.name.startswith("vcspkg-0.1-") for p in (ws / ".envbuild").rglob("*.whl"))
+
+
+def test_ssh_user_name_kept_in_lock_and_exports(tmp_path):
+    """``git+ssh://git@host/...`` keeps its ``git@`` (a user name, not a secret) through
+    the manifest, the lock entry and the requirements export; an https login does not."""
+    from envbuild.resolve.pypi import Resolved, to_locked
+
+    ssh = to_locked(
+        Resolved("a", "1.0", vcs="git+ssh://git@github.com/org/a.git@" + "1" * 40), tmp_path
+    )
+    https = to_locked(
+        Resolved("b", "1.0", vcs="git+https://ann:tok@h/org/b.git@" + "2" * 40), tmp_path
+    )
+    assert ssh.source.identity == "git+ssh://git@github.com/org/a.git@" + "1" * 40
+    assert https.source.identity == "git+https://h/org/b.git@" + "2" * 40

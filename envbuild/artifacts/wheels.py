@@ -166,16 +166,21 @@ def _index_options(
     lock: Lock, credentials: tuple[tuple[str, str], ...]
 ) -> tuple[list[str], dict[str, str]]:
     """(argv, environment) of uv's index options for build dependencies: the env's own
-    indexes, their credentials (the workspace's, never the lock's) in the environment only."""
+    indexes, their credentials (the workspace's, never the lock's) in the environment only,
+    and git's logins for VCS sources."""
     import os
 
-    from envbuild.credentials import uv_index_options
+    from envbuild.credentials import git_credential_env, uv_index_options
+    from envbuild.parsers import requirement_target
 
+    # git logins for VCS sources: the lock's URLs have none, the workspace's may
+    git = git_credential_env(requirement_target(secret) for _, secret in credentials)
     spec = lock.spec
     if spec.no_index:
-        return ["--no-index"], {}
+        return ["--no-index"], git
     real = dict(credentials)
-    return uv_index_options(
+    args, env = uv_index_options(
         os.path.expandvars(real.get(spec.pypi_index, spec.pypi_index)),
         [os.path.expandvars(real.get(u, u)) for u in spec.extra_indexes],
     )
+    return args, {**git, **env}

@@ -95,13 +95,23 @@ def _expand(url: str) -> str:
     return os.path.expandvars(url)
 
 
-def _requirement_lines(request: PypiRequest) -> str:
-    lines = []
+def _requirement_lines(request: PypiRequest) -> tuple[str, list[str]]:
+    """The requirements file's text, and the VCS URLs whose http(s) logins were taken out of
+    it: uv would put them in git's argv (see :func:`envbuild.credentials.git_credential_env`)."""
+    from envbuild.credentials import git_login_free
+
+    lines, vcs = [], []
     for req in request.requirements:
         if is_local_path(req):
             req = str((request.base_dir / req).resolve())
+        target = requirement_target(req)
+        if target.startswith(VCS_PREFIXES):
+            public, login = git_login_free(target)
+            if login is not None:
+                vcs.append(target)
+                req = req.replace(target, public, 1)
         lines.append(req)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n", vcs
 
 
 def _links(request: PypiRequest) -> list[str]:
@@ -113,10 +123,16 @@ def _links(request: PypiRequest) -> list[str]:
     return out
 
 
-def _write_inputs(work: Path, request: PypiRequest) -> None:
+def _write_inputs(work: Path, request: PypiRequest) -> dict[str, str]:
+    """Write the requirements and constraints files; the environment that gives git the
+    logins of the VCS requirements."""
+    from envbuild.credentials import git_credential_env
+
     stubs = "".join(f"{name} @ {path.resolve().as_uri()}\n" for name, path in request.stub_wheels)
-    (work / "requirements.in").write_text(_requirement_lines(request) + stubs)
+    text, vcs = _requirement_lines(request)
+    (work / "requirements.in").write_text(text + stubs)
     (work / "constraints.txt").write_text("".join(f"{c}\n" for c in request.constraints))
+    return git_credential_env(vcs)
 
 
 def _write_preferences(path: Path, preferences: tuple[tuple[str, str], ...]) -> None:
@@ -155,7 +171,7 @@ def resolve_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]:
     )
     with tempfile.TemporaryDirectory(prefix="envbuild-uv-") as tmp:
         work = Path(tmp)
-        _write_inputs(work, request)
+        git = _write_inputs(work, request)
         if request.preferences:
             _write_preferences(work / "pylock.toml", request.preferences)
         cmd = [
@@ -178,7 +194,7 @@ def resolve_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]:
             cmd += [arg for name in request.refresh for arg in ("--refresh-package", name)]
         try:
             with _UV_RUN_LOCK:
-                runner(cmd, env=clean_env({**env, **secrets}), cwd=work, timeout=600)
+                runner(cmd, env=clean_env({**env, **secrets, **git}), cwd=work, timeout=600)
         except ToolError as exc:
             raise _resolution_error(request, exc) from None
         data = tomllib.loads((work / "pylock.toml").read_text(encoding="utf-8"))
