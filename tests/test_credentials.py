@@ -617,3 +617,22 @@ def test_ssh_user_name_kept_in_lock_and_exports(tmp_path):
     )
     assert ssh.source.identity == "git+ssh://git@github.com/org/a.git@" + "1" * 40
     assert https.source.identity == "git+https://h/org/b.git@" + "2" * 40
+
+
+def test_manifest_keeps_ssh_user_and_hides_https_login(tmp_path):
+    from envbuild.spec import load_workspace
+
+    ssh = "a @ git+ssh://git@github.com/org/a.git@v1"
+    https = f"b @ git+https://ann:{ENCODED}@h/org/b.git@v2"
+    (tmp_path / "envbuild.toml").write_text(
+        manifest(["https://c.example/t/tok/chan"], {"app": {"pypi": [ssh, https], "python": "3.11"}},
+                 archs=("linux-64",)),
+        encoding="utf-8",
+    )  # fmt: skip
+    (env,) = load_workspace(tmp_path).envs
+    assert sorted(d.value for d in env.pypi) == [ssh, "b @ git+https://h/org/b.git@v2"]
+    assert env.channels == ("https://c.example/chan",)
+    assert dict(env.credentials) == {
+        "b @ git+https://h/org/b.git@v2": https,
+        "https://c.example/chan": "https://c.example/t/tok/chan",
+    }
