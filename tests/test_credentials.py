@@ -80,6 +80,26 @@ def test_with_login_round_trips(user, password):
     assert login.header() == basic(user, password)
 
 
+@given(
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1),
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=4),
+    st.sampled_from(["https", "git+https", "http"]),
+)
+def test_redaction_hides_any_login(user, password, scheme):
+    """Whatever the login, a message or a stored URL never shows its password (nor, for
+    http(s), its user name), however it is encoded."""
+    from urllib.parse import quote
+
+    from hypothesis import assume
+
+    url = with_login(f"{scheme}://h.example/simple/x/", Login(user, password))
+    public = f"{scheme}://h.example/simple/x/"
+    message = f"error: GET {url} failed (401)\nretry {url}"
+    assume(quote(password, safe="") not in message.replace(url, public))
+    assert redact_url(url) == public
+    assert redact_text(message) == f"error: GET {public} failed (401)\nretry {public}"
+
+
 @pytest.mark.parametrize(
     ("url", "public"),
     [
@@ -308,9 +328,11 @@ def test_channel_token_never_written(
     (ws / "envbuild.toml").write_text(
         manifest([url], {"app": {"conda": ["demo-hello", "demo-tool"]}}), encoding="utf-8"
     )
-    result, trace = run_traced(ws, "resolve")
+    debug = {"ENVBUILD_LOG": "DEBUG"}  # every log line of envbuild and its libraries
+    result, trace = run_traced(ws, "resolve", env=debug)
     assert_ok(result)
-    fetched = run_traced(ws, "fetch", "env=app")[0]
+    assert "solving demo-hello demo-tool for linux-64" in result.stderr
+    fetched = run_traced(ws, "fetch", "env=app", env=debug)[0]
     assert_ok(fetched)
     # the token was really used, for repodata, shards and package files alike
     paths = [p for _, p, _ in server.requests]
