@@ -658,3 +658,40 @@ def test_manifest_keeps_ssh_user_and_hides_https_login(tmp_path):
         "b @ git+https://h/org/b.git@v2": https,
         "https://c.example/chan": "https://c.example/t/tok/chan",
     }
+
+
+@pytest.mark.parametrize("resolver", ["uv", "pip"])
+def test_wrong_index_password_error_is_redacted(
+    pypi_index, py_channel, tmp_path, run_cli, resolver
+):
+    import tomli_w
+
+    idx = pypi_index({"alpha": ["1.0"]}, auth=("ann", PASSWORD))
+    wrong = "Wr0ng:" + PASSWORD
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    table = {
+        "archs": ["linux-64"], "channels": [py_channel], "pypi-resolver": resolver,
+        "pypi-index": idx.url.replace("http://", "http://ann:Wr0ng%3Ap%40ss%3Aw0rd@"),
+    }  # fmt: skip
+    envs = {"app": {"python": "3.11", "pypi": ["alpha"]}}
+    (ws / "envbuild.toml").write_text(
+        tomli_w.dumps({"workspace": table, "env": envs}), encoding="utf-8"
+    )
+    result = run_cli(ws, "resolve")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        "envbuild: error: resolve app@linux-64: the PyPI requirements cannot be satisfied "
+        "for linux-64 with python 3.11.9:"
+    )
+    assert (
+        f"  hint: An index URL ({idx.url}) could not be queried due to a lack of valid "
+        "authentication credentials (401 Unauthorized)"
+        if resolver == "uv"
+        else f"  WARNING: 401 Error, Credentials not correct for {idx.url}/alpha/"
+    ) in lines
+    out = result.stdout + result.stderr
+    assert "Traceback" not in out
+    assert not [s for s in (wrong, PASSWORD, ENCODED, "Wr0ng") if s in out]
+    assert basic("ann", wrong) in {h.get("authorization") for _, _, h in idx.server.requests}
