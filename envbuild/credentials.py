@@ -1,4 +1,4 @@
-"""Credentials in channel and index URLs: split out, percent-decoded, and handed to rattler, uv and pip in memory or through the environment, never through argv or a file."""
+"""Credentials in channel, index and VCS URLs: split out, percent-decoded, and handed to rattler (in memory), uv, pip and git (through their environment), never through argv."""
 
 from __future__ import annotations
 
@@ -148,12 +148,16 @@ _GIT_HELPER = (
 )
 
 
+def _vcs_split(url: str) -> tuple[str, str]:
+    """(``git``, the URL git gets) of ``git+https://...``; ("", url) of a plain URL."""
+    vcs, plus, rest = url.partition("+")
+    return (vcs, rest) if plus and "://" in rest and "/" not in vcs else ("", url)
+
+
 def git_login_free(url: str) -> tuple[str, Login | None]:
     """A VCS URL (``git+https://user:token@host/repo.git@v1``) without its http(s) login,
     and that login; an ssh URL keeps its user name (``git+ssh://git@host/...``)."""
-    vcs, plus, rest = url.partition("+")
-    if not plus or "://" not in rest:
-        vcs, rest = "", url
+    vcs, rest = _vcs_split(url)
     if urlsplit(rest).scheme not in ("http", "https"):
         return url, None
     public, login = split_login(rest)
@@ -164,19 +168,23 @@ def git_credential_env(urls: Iterable[str]) -> dict[str, str]:
     """Environment that gives git the http(s) logins of ``urls`` (VCS URLs or any URLs)
     through a credential helper per origin, configured by ``GIT_CONFIG_COUNT`` /
     ``GIT_CONFIG_KEY_<n>`` / ``GIT_CONFIG_VALUE_<n>`` (git >= 2.31): git (and uv, which runs
-    git) never gets a login in its argv. ``GIT_TERMINAL_PROMPT=0``: no prompt, ever."""
+    git) never gets a login in its argv. For those origins the helper list is reset first,
+    so that no helper of the user's (``store``, a keychain) is asked to save the login.
+    ``GIT_TERMINAL_PROMPT=0``: no prompt, ever."""
     logins: dict[str, Login] = {}
     for url in urls:
         public, login = git_login_free(url)
         if login is not None:
-            parts = urlsplit(public.partition("+")[2] if "+" in public.split("://")[0] else public)
+            parts = urlsplit(_vcs_split(public)[1])
             logins.setdefault(f"{parts.scheme}://{parts.netloc}", login)
     env = {"GIT_TERMINAL_PROMPT": "0"}
     for i, (origin, login) in enumerate(sorted(logins.items())):
-        env[f"GIT_CONFIG_KEY_{i}"] = f"credential.{origin}.helper"
-        env[f"GIT_CONFIG_VALUE_{i}"] = _GIT_HELPER.replace("{i}", str(i))
+        key = f"credential.{origin}.helper"
+        env[f"GIT_CONFIG_KEY_{2 * i}"], env[f"GIT_CONFIG_VALUE_{2 * i}"] = key, ""
+        env[f"GIT_CONFIG_KEY_{2 * i + 1}"] = key
+        env[f"GIT_CONFIG_VALUE_{2 * i + 1}"] = _GIT_HELPER.replace("{i}", str(i))
         env[f"ENVBUILD_GIT_USERNAME_{i}"] = login.username
         env[f"ENVBUILD_GIT_PASSWORD_{i}"] = login.password
     if logins:
-        env["GIT_CONFIG_COUNT"] = str(len(logins))
+        env["GIT_CONFIG_COUNT"] = str(2 * len(logins))
     return env

@@ -568,9 +568,12 @@ def test_git_credential_env():
     )
     assert env == {
         "GIT_TERMINAL_PROMPT": "0",
-        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_COUNT": "2",
+        # an empty helper first: no helper of the user's is asked to store the login
         "GIT_CONFIG_KEY_0": "credential.https://git.example.helper",
-        "GIT_CONFIG_VALUE_0": "!f() { test \"$1\" = get && printf 'username=%s\\npassword=%s\\n' "
+        "GIT_CONFIG_VALUE_0": "",
+        "GIT_CONFIG_KEY_1": "credential.https://git.example.helper",
+        "GIT_CONFIG_VALUE_1": "!f() { test \"$1\" = get && printf 'username=%s\\npassword=%s\\n' "
         '"$ENVBUILD_GIT_USERNAME_0" "$ENVBUILD_GIT_PASSWORD_0"; }; f',
         "ENVBUILD_GIT_USERNAME_0": "ann",
         "ENVBUILD_GIT_PASSWORD_0": PASSWORD,
@@ -612,12 +615,18 @@ def test_vcs_login_never_in_argv_nor_lock(secret_git, py_channel, tmp_path):
     (ws / "envbuild.toml").write_text(
         tomli_w.dumps({"workspace": table, "env": envs}), encoding="utf-8"
     )
-    result, trace = run_traced(ws, "resolve")
+    # a user whose git stores every login it is given: envbuild's are not
+    stored = tmp_path / "git-credentials"
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text(f"[credential]\n\thelper = store --file {stored}\n", encoding="utf-8")
+    user_git = {"GIT_CONFIG_GLOBAL": str(gitconfig)}
+    result, trace = run_traced(ws, "resolve", env=user_git)
     assert_ok(result)
     pkg = {p["name"]: p for p in read_lock_json(ws, "app", host_arch())["packages"]}["vcspkg"]
     assert pkg["source"]["url"] == git["public"] and pkg["source"]["commit"] == git["commit"]
-    built, build_trace = run_traced(ws, "build")
+    built, build_trace = run_traced(ws, "build", env=user_git)
     assert_ok(built)
+    assert not stored.exists()
     execs = [ln for ln in (trace + build_trace).splitlines() if "execve(" in ln]
     assert any('"fetch"' in ln or '"clone"' in ln for ln in execs)  # git ran, with a login
     assert basic("ann", PASSWORD) in {h.get("authorization") for _, _, h in git["server"].requests}
