@@ -477,8 +477,16 @@ def test_pypi_credentials_reach_tools_by_environment_only(
     (ws / "envbuild.toml").write_text(
         tomli_w.dumps({"workspace": table, "env": {"app": env}}), encoding="utf-8"
     )
-    result, trace = run_traced(ws, "resolve")
+    caches = tmp_path / "caches"  # the resolvers' own caches must not hold them either
+    result, trace = run_traced(
+        ws,
+        "resolve",
+        env={"UV_CACHE_DIR": str(caches / "uv"), "PIP_CACHE_DIR": str(caches / "pip")},
+    )
     assert_ok(result)
+    if resolver == "uv":
+        assert list((caches / "uv").rglob("*.msgpack"))  # uv cached the index pages
+    assert files_holding(caches, *idx["secrets"]) == []
     for name, login in (("base", ("ann", PASSWORD)), ("extra", ("bob", "b:" + PASSWORD)),
                         ("links", ("cy", PASSWORD + "@"))):  # fmt: skip
         seen = {h.get("authorization") for _, _, h in idx[name].server.requests}
