@@ -42,44 +42,52 @@ def is_valid_channel(channel: str) -> bool:
 
 
 def strip_userinfo(url: str) -> str:
-    """``url`` without its ``user:password@`` part (a ``/t/<token>/`` path is kept)."""
+    """``url`` without its ``user:password@`` part (a ``/t/<token>/`` path is kept). An ssh
+    URL (``git+ssh://git@host/...``) keeps its user name, which is not a secret (ssh
+    authenticates with keys) and without which the URL means another account."""
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url  # untouched: urlunsplit would turn git+file:///x into git+file:/x
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    kept = _kept_user(parts.scheme, userinfo)
+    return urlunsplit(parts._replace(netloc=f"{kept}@{hostport}" if kept else hostport))
+
+
+def _kept_user(scheme: str, userinfo: str) -> str:
+    """What of ``userinfo`` a public URL keeps: the user name of an ssh URL, else nothing."""
+    return userinfo.partition(":")[0] if scheme.lower().endswith("ssh") else ""
 
 
 def redact_url(url: str) -> str:
     """``url`` without any ``user:password@`` part and without a token path (``/t/<token>/``)."""
     url = strip_userinfo(url)
     parts = urlsplit(url)
-    if not re.search(r"/t/[^/]+/", parts.path):
+    if not _TOKEN_PATH.search(parts.path):
         return url
-    return urlunsplit(parts._replace(path=re.sub(r"/t/[^/]+/", "/", parts.path)))
+    return urlunsplit(parts._replace(path=_TOKEN_PATH.sub("", parts.path, count=1)))
 
 
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
-_TOKEN = re.compile(r"(?P<scheme>://[^/\s]+)/t/[^/\s]+/")
+# A conda token path: /t/<token> followed by the channel's path, or ending the URL.
+_TOKEN_PATH = re.compile(r"/t/[^/]+(?=/|$)")
 
 
-def redact_text(text: str) -> str:
+# The userinfo ends at the LAST "@" of the authority: a raw "@" in a password is redacted too.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<userinfo>[^/\s?#]+)@")
+_TOKEN = re.compile(r"(?P<scheme>://[^/\s]+)/t/[^/\s'\"()<>]+(?=[/\s'\"()<>]|$)")
+
+
+def _redact_userinfo(match: re.Match[str]) -> str:
+    kept = _kept_user(match["scheme"], match["userinfo"])
+    return f"{match['scheme']}://" + (f"{kept}@" if kept else "")
+
+
+def redact_text(text: str, mark: bool = True) -> str:
     """``text`` (a message, a log line) with credentials removed from every URL in it;
-    everything else, line breaks included, is kept."""
-    return _TOKEN.sub(r"\g<scheme>/", _USERINFO.sub(r"\g<scheme>", text))
-
-
-def basic_auth(url: str) -> tuple[str, str, str] | None:
-    """(host, path prefix, ``Authorization`` header value) for a URL with ``user:password@``
-    credentials (``${VAR}`` references expanded from the environment), else None."""
-    import base64
-    import os
-
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return None
-    userinfo = os.path.expandvars(parts.netloc.rpartition("@")[0])
-    token = base64.b64encode(userinfo.encode("utf-8")).decode("ascii")
-    return (parts.hostname or "", parts.path.rstrip("/"), f"Basic {token}")
+    everything else, line breaks included, is kept. A token path shows as ``/t/***`` (so a
+    message says a token was sent), or is dropped with ``mark=False`` (for data)."""
+    return _TOKEN.sub(
+        r"\g<scheme>/t/***" if mark else r"\g<scheme>", _USERINFO.sub(_redact_userinfo, text)
+    )
 
 
 def portable_url(url: str, root: Path) -> str:

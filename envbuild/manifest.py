@@ -253,6 +253,7 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
         if (value := check.string("workspace", ws, key))
     )
     locks_dir = check.string("workspace", ws, "locks-dir") or "locks"
+    _check_channel_tokens(check, specs)
     if check.problems:
         raise SpecError(check.problems)
     return Workspace(
@@ -264,6 +265,25 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
         preferred_format=fmt,
         local_channels=tuple(sorted(local.items())),
     )
+
+
+def _check_channel_tokens(check: _Checker, specs: list[EnvSpec]) -> None:
+    """One channel, one token: every env's requests for a channel go through one client."""
+    from envbuild.credentials import token_mirrors
+
+    seen: dict[str, tuple[str, str]] = {}  # public -> (real, first env)
+    for spec in specs:
+        for public, real in spec.credentials:
+            if public not in spec.channels:
+                continue
+            first = seen.setdefault(public, (real, spec.name))
+            try:
+                token_mirrors([(public, first[0]), (public, real)])
+            except ValueError:
+                check.problems.append(
+                    f"{MANIFEST}: channel {public} is given with different tokens (envs "
+                    f"{first[1]}, {spec.name}): give every env the same token for one channel"
+                )
 
 
 def _line_of_prefix(lines: list[str], table: str) -> int:
@@ -466,7 +486,7 @@ def _env_spec(
         return public
 
     def hide_text(value: str) -> str:  # a direct URL may carry credentials too
-        public = redact_text(value)
+        public = redact_text(value, mark=False)
         if public != value:
             secrets[public] = value
         return public

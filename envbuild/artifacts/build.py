@@ -226,14 +226,20 @@ def _sha256_file(path: Path) -> str:
 
 
 def _checkout(
-    source: Source, dest: Path, label: str, runner: Runner, timeout: float | None
+    source: Source,
+    dest: Path,
+    label: str,
+    runner: Runner,
+    timeout: float | None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Path:
-    """Clone a vcs source into ``dest`` at its commit; the directory to build."""
+    """Clone a vcs source into ``dest`` at its commit; the directory to build. ``extra_env``
+    may give git logins (:func:`envbuild.credentials.git_credential_env`)."""
     if source.vcs != "git":
         raise BuildError(f"{label}: cannot build from {source.vcs or 'an unknown'} VCS (only git)")
     if not source.commit:
         raise BuildError(f"{label}: the lock gives no commit for {source.identity}: re-resolve")
-    env = clean_env({"GIT_TERMINAL_PROMPT": "0"})
+    env = clean_env({**(extra_env or {}), "GIT_TERMINAL_PROMPT": "0"})
     shown = redact_url(source.url)
 
     def git(*args: str) -> None:
@@ -325,7 +331,7 @@ def build_wheel(
     with tempfile.TemporaryDirectory(prefix=".build-", dir=out_dir) as work:
         tmp = Path(work)
         if source.kind == "vcs":
-            src = _checkout(source, tmp / "src", label, runner, timeout)
+            src = _checkout(source, tmp / "src", label, runner, timeout, env)
         else:
             src = _local_source(source, Path(root), sdist, label, verify)
         wheel_dir = tmp / "wheel"

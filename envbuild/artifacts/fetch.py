@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from envbuild.artifacts.cache import IntegrityError, PackageCache
 from envbuild.channels import absolute_url, redact_text, redact_url
+from envbuild.credentials import split_login
 from envbuild.errors import EnvbuildError
 from envbuild.lock import Lock, LockedPackage
 
@@ -66,15 +67,12 @@ class Credentials:
                 if parts.hostname and urlsplit(public).netloc == host and "@" in parts.netloc:
                     url = urlunsplit(urlsplit(url)._replace(netloc=parts.netloc))
                     break
-        url = os.path.expandvars(url)  # ${VAR} references in the manifest's URLs
+        url, login = split_login(os.path.expandvars(url))  # ${VAR}s of the manifest's URLs
         parts = urlsplit(url)
-        if "@" in parts.netloc:
-            userinfo, _, hostport = parts.netloc.rpartition("@")
-            token = base64.b64encode(unquote(userinfo).encode("utf-8")).decode("ascii")
-            headers["Authorization"] = f"Basic {token}"
-            url = urlunsplit(parts._replace(netloc=hostport))
-        elif parts.scheme in ("http", "https") and (login := _netrc_login(parts.hostname or "")):
-            token = base64.b64encode(login.encode("utf-8")).decode("ascii")
+        if login is not None:
+            headers["Authorization"] = login.header()
+        elif parts.scheme in ("http", "https") and (rc := _netrc_login(parts.hostname or "")):
+            token = base64.b64encode(rc.encode("utf-8")).decode("ascii")
             headers["Authorization"] = f"Basic {token}"
         return url, headers
 

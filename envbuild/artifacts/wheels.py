@@ -142,11 +142,12 @@ def _build(ctx: ArtifactContext, lock: Lock) -> int:
                     f"{pkg.filename} is not in the cache: run `envbuild fetch` first"
                 )
         python = build_python(lock.python_version, package=f"{pkg.name} {pkg.version}")
+        index_args, index_env = _index_options(lock, ctx.credentials.pairs)
         with tempfile.TemporaryDirectory(dir=ctx.cache.root, prefix=".build-") as tmp:
             wheel = build_wheel(
                 pkg.source, root=ctx.root, sdist=sdist, out_dir=Path(tmp), python=python,
-                name=pkg.name, version=pkg.version, env=build_environment(arch, vps),
-                uv_args=_index_args(lock),
+                name=pkg.name, version=pkg.version, uv_args=index_args,
+                env={**build_environment(arch, vps), **index_env},
             )  # fmt: skip
             sha256 = file_digests(wheel).sha256
             ctx.cache.add(wheel, sha256, wheel.name)
@@ -161,13 +162,25 @@ def _build(ctx: ArtifactContext, lock: Lock) -> int:
     return count
 
 
-def _index_args(lock: Lock) -> list[str]:
-    """uv's index options for build dependencies: the env's own indexes (public URLs:
-    credentials come from the environment, as for resolution)."""
+def _index_options(
+    lock: Lock, credentials: tuple[tuple[str, str], ...]
+) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) of uv's index options for build dependencies: the env's own
+    indexes, their credentials (the workspace's, never the lock's) in the environment only,
+    and git's logins for VCS sources."""
+    import os
+
+    from envbuild.credentials import git_credential_env, uv_index_options
+    from envbuild.parsers import requirement_target
+
+    # git logins for VCS sources: the lock's URLs have none, the workspace's may
+    git = git_credential_env(requirement_target(secret) for _, secret in credentials)
     spec = lock.spec
-    args = ["--index-url", spec.pypi_index]
-    for url in spec.extra_indexes:
-        args += ["--extra-index-url", url]
     if spec.no_index:
-        args = ["--no-index"]
-    return args
+        return ["--no-index"], git
+    real = dict(credentials)
+    args, env = uv_index_options(
+        os.path.expandvars(real.get(spec.pypi_index, spec.pypi_index)),
+        [os.path.expandvars(real.get(u, u)) for u in spec.extra_indexes],
+    )
+    return args, {**git, **env}

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from envbuild.channels import basic_auth, channel_url, redact_text, redact_url, strip_userinfo
+from envbuild.channels import channel_url, redact_text, redact_url
+from envbuild.credentials import split_login, split_token
 from envbuild.errors import ResolveError, UnsatisfiableError
 from envbuild.lock import LockedPackage
 from envbuild.platforms import virtual_packages
@@ -50,17 +53,18 @@ def make_request(
 ) -> CondaRequest:
     """Build a request: channels become URLs (local-channel names map to their built dir).
 
-    ``user:password@`` credentials are taken out of the URLs and registered with the
-    process's HTTP client as an ``Authorization`` header, so that they never reach rattler's
-    on-disk repodata cache.
+    No credential reaches rattler's URLs, which it caches repodata under and writes into its
+    on-disk cache: ``user:password@`` is registered with the process's HTTP client as an
+    ``Authorization`` header (:data:`AUTH`), and a ``/t/<token>/`` path is put back by the
+    Gateway's mirror middleware (see :func:`envbuild.credentials.token_mirrors`).
     """
     urls = []
     for c in channels:
-        url = channel_url(c, base_dir, local_channels)
-        auth = basic_auth(url)
-        if auth:
-            AUTH.add(*auth)
-            url = strip_userinfo(url)
+        url, login = split_login(channel_url(c, base_dir, local_channels))
+        url = split_token(url)
+        if login is not None:
+            parts = urlsplit(url)
+            AUTH.add(parts.hostname or "", parts.path.rstrip("/"), login.header())
         urls.append(url)
     return CondaRequest(
         specs=tuple(specs),
@@ -193,9 +197,14 @@ async def solve_async(request: CondaRequest, gateway: Gateway) -> list[LockedPac
             f"the specs cannot be satisfied for {where}:\n{redact_text(text)}"
         ) from None
     except Exception as exc:  # rattler's gateway/fetch errors have no common base
+        text = redact_text(str(exc).strip())
         raise ResolveError(
-            f"could not read channels for {where}: {redact_text(str(exc).strip())}: "
-            "check the channel names/URLs and that they are reachable"
+            f"could not read channels for {where}: {text}: "
+            + (
+                "check the channel's token or login"
+                if re.search(r"\b40[13]\b", text)
+                else "check the channel names/URLs and that they are reachable"
+            )
         ) from None
     memo = _PACKAGES.setdefault(id(gateway), (gateway, {}))[1]
     out = []
@@ -245,17 +254,27 @@ class _BasicAuth:
 AUTH = _BasicAuth()
 
 
-def new_gateway(cache_dir: Path) -> Gateway:
+def new_gateway(cache_dir: Path, mirrors: Mapping[str, str] | None = None) -> Gateway:
     """A rattler Gateway caching repodata under ``cache_dir`` (made absolute), whose client
-    adds the registered basic-auth headers (plus rattler's own retry and auth-file support)."""
+    adds the registered basic-auth headers (plus rattler's own retry and auth-file support)
+    and sends requests for a public channel URL to its ``mirrors`` URL (the one with the
+    token path), in memory: the token is in no URL rattler caches or writes."""
     from rattler import Gateway
     from rattler.networking import (
         AddHeadersMiddleware,
         AuthenticationMiddleware,
         Client,
+        MirrorMiddleware,
         RetryMiddleware,
     )
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    client = Client([RetryMiddleware(3), AuthenticationMiddleware(), AddHeadersMiddleware(AUTH)])
-    return Gateway(cache_dir=cache_dir.resolve(), client=client)
+    # In this order: the headers are chosen by the public URL, then the mirror rewrites it.
+    middlewares: list[Any] = [
+        RetryMiddleware(3),
+        AuthenticationMiddleware(),
+        AddHeadersMiddleware(AUTH),
+    ]
+    if mirrors:
+        middlewares.append(MirrorMiddleware({k: [v] for k, v in mirrors.items()}))
+    return Gateway(cache_dir=cache_dir.resolve(), client=Client(middlewares))

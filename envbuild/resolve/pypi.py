@@ -103,13 +103,23 @@ def _expand(url: str) -> str:
     return os.path.expandvars(url)
 
 
-def _requirement_lines(request: PypiRequest) -> str:
-    lines = []
+def _requirement_lines(request: PypiRequest) -> tuple[str, list[str]]:
+    """The requirements file's text, and the VCS URLs whose http(s) logins were taken out of
+    it: uv would put them in git's argv (see :func:`envbuild.credentials.git_credential_env`)."""
+    from envbuild.credentials import git_login_free
+
+    lines, vcs = [], []
     for req in request.requirements:
         if is_local_path(req):
             req = str((request.base_dir / req).resolve())
+        target = requirement_target(req)
+        if target.startswith(VCS_PREFIXES):
+            public, login = git_login_free(target)
+            if login is not None:
+                vcs.append(target)
+                req = req.replace(target, public, 1)
         lines.append(req)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n", vcs
 
 
 def _links(request: PypiRequest) -> list[str]:
@@ -121,10 +131,16 @@ def _links(request: PypiRequest) -> list[str]:
     return out
 
 
-def _write_inputs(work: Path, request: PypiRequest) -> None:
+def _write_inputs(work: Path, request: PypiRequest) -> dict[str, str]:
+    """Write the requirements and constraints files; the environment that gives git the
+    logins of the VCS requirements."""
+    from envbuild.credentials import git_credential_env
+
     stubs = "".join(f"{name} @ {path.resolve().as_uri()}\n" for name, path in request.stub_wheels)
-    (work / "requirements.in").write_text(_requirement_lines(request) + stubs)
+    text, vcs = _requirement_lines(request)
+    (work / "requirements.in").write_text(text + stubs)
     (work / "constraints.txt").write_text("".join(f"{c}\n" for c in request.constraints))
+    return git_credential_env(vcs)
 
 
 def _write_preferences(path: Path, preferences: tuple[tuple[str, str], ...]) -> None:
@@ -137,16 +153,22 @@ def _write_preferences(path: Path, preferences: tuple[tuple[str, str], ...]) -> 
     path.write_text(tomli_w.dumps(doc), encoding="utf-8")
 
 
-def _source_args(request: PypiRequest, insecure_host: str, pre: list[str]) -> list[str]:
-    """Index, find-links and flag options; pip and uv spell only two of them differently."""
-    args = ["--index-url", _expand(request.index_url)]
-    for url in request.extra_index_urls:
-        args += ["--extra-index-url", _expand(url)]
-    for link in _links(request):
-        args += ["--find-links", link]
+def _source_args(
+    request: PypiRequest, tool: str, insecure_host: str, pre: list[str]
+) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) of the index, find-links and flag options of ``tool`` (uv or pip):
+    credentials go through the environment only (other processes can read argv)."""
+    from envbuild.credentials import pip_index_options, uv_index_options
+
+    options = uv_index_options if tool == "uv" else pip_index_options
+    args, env = options(
+        _expand(request.index_url),
+        [_expand(url) for url in request.extra_index_urls],
+        _links(request),
+    )
     for host in request.trusted_hosts:
         args += [insecure_host, host]
-    return args + (pre if request.pre else []) + (["--no-index"] if request.no_index else [])
+    return args + (pre if request.pre else []) + (["--no-index"] if request.no_index else []), env
 
 
 def resolve_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]:
@@ -213,9 +235,12 @@ def _prefer_wheels(
 def _compile_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]:
     """One ``uv pip compile`` of ``request``."""
     platform, env = uv_platform(request.arch, request.virtual_packages)
+    sources, secrets = _source_args(
+        request, "uv", "--allow-insecure-host", ["--prerelease", "allow"]
+    )
     with tempfile.TemporaryDirectory(prefix="envbuild-uv-") as tmp:
         work = Path(tmp)
-        _write_inputs(work, request)
+        git = _write_inputs(work, request)
         if request.preferences:
             _write_preferences(work / "pylock.toml", request.preferences)
         cmd = [
@@ -226,7 +251,7 @@ def _compile_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]
             # look for (or download) a python of the target version.
             "--python", request.build_python or sys.executable, "--no-python-downloads",
             "--constraints", "constraints.txt",
-            *_source_args(request, "--allow-insecure-host", ["--prerelease", "allow"]),
+            *sources,
         ]  # fmt: skip
         cmd += [arg for name in request.only_binary for arg in ("--only-binary", name)]
         cmd += [arg for name in request.no_binary for arg in ("--no-binary", name)]
@@ -238,7 +263,7 @@ def _compile_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]
             cmd += [arg for name in request.refresh for arg in ("--refresh-package", name)]
         try:
             with _UV_RUN_LOCK:
-                runner(cmd, env=clean_env(env), cwd=work, timeout=600)
+                runner(cmd, env=clean_env({**env, **secrets, **git}), cwd=work, timeout=600)
         except ToolError as exc:
             raise _resolution_error(request, exc) from None
         data = tomllib.loads((work / "pylock.toml").read_text(encoding="utf-8"))
@@ -376,12 +401,14 @@ def resolve_pip(request: PypiRequest, runner: Runner, python: str) -> list[Resol
         work = Path(tmp)
         _write_inputs(work, request)
         env_json = json.dumps(marker_environment(request.arch, request.python_version))
+        # Not --isolated: pip would ignore PIP_INDEX_URL & co, which carry the credentials
+        # (clean_env keeps the user's pip configuration out all the same).
+        sources, secrets = _source_args(request, "pip", "--trusted-host", ["--pre"])
         cmd = [
             python, "-c", _PIP_FOR_TARGET, env_json,
-            "install", "--dry-run", "--ignore-installed", "--isolated",
+            "install", "--dry-run", "--ignore-installed", "--no-input",
             "--quiet", "--disable-pip-version-check", "--report", "report.json",
-            "-r", "requirements.in", "-c", "constraints.txt",
-            *_source_args(request, "--trusted-host", ["--pre"]),
+            "-r", "requirements.in", "-c", "constraints.txt", *sources,
         ]  # fmt: skip
         if request.exclude_newer:
             cmd += ["--uploaded-prior-to", request.exclude_newer]
@@ -402,7 +429,7 @@ def resolve_pip(request: PypiRequest, runner: Runner, python: str) -> list[Resol
             for arg in ("--abi", abi)
         ]
         try:
-            runner(cmd, env=clean_env(), cwd=work, timeout=900)
+            runner(cmd, env=clean_env(secrets), cwd=work, timeout=900)
         except ToolError as exc:
             raise _resolution_error(request, exc) from None
         report = json.loads((work / "report.json").read_text(encoding="utf-8"))

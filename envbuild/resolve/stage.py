@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from envbuild.spec import MANIFEST, EnvSpec, Workspace
 log = logging.getLogger(__name__)
 # What the runs changed (locks written, locks removed): the CLI shows it on stderr.
 REPORT = logging.getLogger("envbuild.report")
-_GATEWAYS: dict[Path, Any] = {}
+_GATEWAYS: dict[tuple[Path, tuple[tuple[str, str], ...]], Any] = {}
 _GATEWAY_LOCK = threading.Lock()
 
 
@@ -43,6 +43,9 @@ class ResolveTask:
     local_channels: tuple[tuple[str, Path], ...]  # (name, built directory)
     cache_dir: Path
     task_dep: tuple[str, ...] = ()  # the channel tasks whose output it solves against
+    # (public channel URL/, URL/ with its token path) of every token channel of the
+    # workspace: one Gateway (one client, one in-memory repodata cache) serves them all
+    mirrors: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @property
     def name(self) -> str:
@@ -96,6 +99,7 @@ def resolve_tasks(
     check_filters(ws, envs, archs)
     recipes = {name: ws.root / rdir for name, rdir in ws.local_channels}
     built = tuple((name, ws.local_channel_dir(name)) for name in sorted(recipes))
+    mirrors = channel_mirrors(ws)
     out = []
     for env in ws.envs:
         if envs and env.name not in envs:
@@ -114,6 +118,7 @@ def resolve_tasks(
                     local_channels=built,
                     cache_dir=ws.state_dir / "cache" / "repodata",
                     task_dep=tuple(f"channel:{c}" for c in used),
+                    mirrors=mirrors,
                 )
             )
     return out
@@ -124,15 +129,25 @@ def orphans(ws: Workspace) -> list[LockStatus]:
     return orphaned_locks(ws.root, ws.locks_dir, {e.name: e.archs for e in ws.envs})
 
 
-def gateway(cache_dir: Path) -> Any:
-    """The process's one rattler Gateway for ``cache_dir`` (one in-memory repodata cache
-    shared by every resolve thread)."""
+def channel_mirrors(ws: Workspace) -> tuple[tuple[str, str], ...]:
+    """The token mirrors of every channel of ``ws`` (see
+    :func:`envbuild.credentials.token_mirrors`; the manifest refuses one channel with two
+    tokens)."""
+    from envbuild.credentials import token_mirrors
+
+    pairs = sorted({p for env in ws.envs for p in env.credentials if p[0] in env.channels})
+    return tuple(sorted(token_mirrors(pairs).items()))
+
+
+def gateway(cache_dir: Path, mirrors: tuple[tuple[str, str], ...] = ()) -> Any:
+    """The process's one rattler Gateway for ``cache_dir`` and token ``mirrors`` (one
+    in-memory repodata cache shared by every resolve thread)."""
     from envbuild.resolve.conda import new_gateway
 
     with _GATEWAY_LOCK:
-        found = _GATEWAYS.get(cache_dir)
+        found = _GATEWAYS.get((cache_dir, mirrors))
         if found is None:
-            found = _GATEWAYS[cache_dir] = new_gateway(cache_dir)
+            found = _GATEWAYS[(cache_dir, mirrors)] = new_gateway(cache_dir, dict(mirrors))
         return found
 
 
@@ -166,7 +181,7 @@ def run_resolve(task: ResolveTask, hasher: HashCache, update: frozenset[str] | N
     previous = _previous_lock(task)
     ctx = Context(
         root=task.root,
-        gateway=gateway(task.cache_dir),
+        gateway=gateway(task.cache_dir, task.mirrors),
         host_arch=host_arch(),
         local_channels=dict(task.local_channels),
     )
