@@ -62,13 +62,14 @@ def redact_url(url: str) -> str:
     """``url`` without any ``user:password@`` part and without a token path (``/t/<token>/``)."""
     url = strip_userinfo(url)
     parts = urlsplit(url)
-    if not _TOKEN_PATH.search(parts.path):
-        return url
+    if parts.scheme.lower() not in ("http", "https") or not _TOKEN_PATH.search(parts.path):
+        return url  # a local path may well have a directory named t
     return urlunsplit(parts._replace(path=_TOKEN_PATH.sub("", parts.path, count=1)))
 
 
-# A conda token path: /t/<token> followed by the channel's path, or ending the URL.
-_TOKEN_PATH = re.compile(r"/t/[^/]+(?=/|$)")
+# A conda token path: /t/<token> right after the host (as in redact_text), followed by the
+# channel's path or ending the URL.
+_TOKEN_PATH = re.compile(r"^/t/[^/]+(?=/|$)")
 
 
 # The userinfo ends at the LAST "@" of the authority: a raw "@" in a password is redacted too.

@@ -333,6 +333,25 @@ def test_relative_path_channel_and_dash_c(base_channel, tmp_path, run_cli):
     assert (tmp_path / ".envbuild").exists() is False
 
 
+@pytest.mark.parametrize(
+    ("where", "channel"),
+    [("t/ws", "./channels/local"), ("a/t/b/ws", "./t/local"), ("ws", "./t/t/local")],
+)
+def test_directories_named_t_are_not_token_paths(base_channel, tmp_path, run_cli, where, channel):
+    """A local path with a directory named ``t`` is a path, not a conda ``/t/<token>/``: the
+    lock keeps it whole, and fetch finds every file."""
+    from conftest import write_workspace
+
+    ws = write_workspace(tmp_path / where, manifest([channel], {"app": {"conda": ["demo-hello"]}}))
+    shutil.copytree(base_channel, ws / channel)
+    assert_ok(run_cli(ws, "resolve", "arch=linux-64"))
+    lock = read_lock_json(ws, "app", "linux-64")
+    rel = channel.removeprefix("./")
+    assert {p["channel"] for p in lock["packages"]} == {rel}
+    assert all(p["url"].startswith(f"{rel}/") for p in lock["packages"])
+    assert_ok(run_cli(ws, "fetch", "arch=linux-64"))
+
+
 def test_unreachable_channel(workspace, run_cli):
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
