@@ -11,7 +11,7 @@ from pathlib import Path
 
 from envbuild import __version__
 from envbuild.channels import channel_url
-from envbuild.errors import EnvbuildError, format_error
+from envbuild.errors import EnvbuildError, SpecError, format_error
 from envbuild.ids import coresolved_id
 from envbuild.lock import Lock, read_lock
 from envbuild.spec import Workspace, load_workspace
@@ -23,15 +23,43 @@ def _print_err(message: str) -> None:
     sys.stderr.write(format_error(message))
 
 
-def _locks(ws: Workspace, env: str, arch: str | None) -> list[Lock]:
+def _print_error(exc: EnvbuildError) -> None:
+    """One ``envbuild: error:`` line per problem (a SpecError holds several)."""
+    for problem in exc.problems if isinstance(exc, SpecError) else [str(exc)]:
+        _print_err(problem)
+
+
+def _locks(ws: Workspace, env: str, arch: str | None, partial: bool = False) -> list[Lock]:
+    """The locks of ``env`` (of ``arch``, or of every arch it targets). A missing lock is an
+    error naming the command that writes it; with ``partial``, the locks that exist are
+    returned and each missing one is reported on stderr (:data:`MISSING` counts them)."""
+    from envbuild.clihelp import nearest
+    from envbuild.errors import LockError
+
     spec = ws.env(env)
     if arch and arch not in spec.archs:
         raise EnvbuildError(
-            f"env '{env}' is not resolved for {arch}: its archs are {', '.join(spec.archs)} "
-            f"(set archs in [env.{env}] of envbuild.toml to add one)"
+            f"env '{env}' is not resolved for {arch}{nearest(arch, spec.archs)}: its archs are "
+            f"{', '.join(spec.archs)} (set archs in [env.{env}] of envbuild.toml to add one)"
         )
-    archs = [arch] if arch else list(spec.archs)
-    return [read_lock(ws.lock_path(env, a)) for a in archs]
+    out = []
+    for a in [arch] if arch else list(spec.archs):
+        path = ws.lock_path(env, a)
+        if not path.exists():
+            rel = path.relative_to(ws.root) if path.is_relative_to(ws.root) else path
+            error = LockError(
+                f"{rel}: no lockfile: run `envbuild resolve env={env} arch={a}` first"
+            )
+            if not partial:
+                raise error
+            _print_err(str(error))
+            MISSING.append(str(rel))
+            continue
+        out.append(read_lock(path))
+    return out
+
+
+MISSING: list[str] = []  # locks ``show`` did not find (it shows the others, then exits 2)
 
 
 def show_json(lock: Lock) -> dict[str, object]:
@@ -113,13 +141,14 @@ def _own_command(argv: Sequence[str], root: Path) -> int:
     from envbuild.fs import atomic_write
 
     if args.cmd == "show":
-        locks = _locks(ws, args.env, args.arch)
-        if args.json:
+        MISSING.clear()
+        locks = _locks(ws, args.env, args.arch, partial=True)
+        if locks and args.json:
             docs = [show_json(lock) for lock in locks]
             print(json.dumps(docs[0] if args.arch else docs, indent=2, sort_keys=True))
-        else:
+        elif locks:
             print(show_text(ws, locks))
-        return 0
+        return 2 if MISSING else 0
     from envbuild.exports import ONE_ARCH, localize, to_conda_lock, to_pylock, to_requirements
 
     if args.format in ONE_ARCH:  # explicit, requirements, pylock
@@ -258,35 +287,88 @@ def _setup_logging() -> None:
         report.propagate = False
 
 
+def _verbose_option(args: list[str]) -> tuple[list[str], bool]:
+    """Take ``-v`` / ``--verbose`` (per-task lines) out of argv; doit's own ``-v N``
+    (``--verbosity``) stays, and also gives per-task lines."""
+    out, verbose = [], False
+    for i, arg in enumerate(args):
+        following = args[i + 1] if i + 1 < len(args) else ""
+        if arg == "--verbose" or (arg == "-v" and not following.isdigit()):
+            verbose = True
+        else:
+            out.append(arg)
+    return out, verbose
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point. ``-C DIR`` picks the workspace (default: the current directory)."""
+    """Entry point. ``-C DIR`` picks the workspace (default: the current directory).
+    Exit codes: 0 done, 1 ``resolve --check`` found locks not current, 2 user errors (one
+    line per problem on stderr), 130 interrupted, 141 stdout closed early."""
     args = list(sys.argv[1:] if argv is None else argv)
     _setup_logging()
     root = Path(".")
     if args[:1] == ["-C"] and len(args) > 1:
         root, args = Path(args[1]), args[2:]
+    args, verbose = _verbose_option(args)
     if args[:1] == ["--version"]:
         print(f"envbuild {__version__}")
         return 0
     try:
-        from envbuild.commands import dispatch
+        if args in (["--help"], ["-h"], ["help"]):
+            from envbuild.clihelp import help_text
 
-        # create REF / --from-bundle, pack, alias, get, show REF: envbuild/commands.py
-        if (done := dispatch(args, root)) is not None:
-            return done
-        if args[:1] and args[0] in OWN_COMMANDS:
-            return _own_command(args, root)
-        args, check, as_json = _resolve_options(args)
-        if check:
-            return run_check(root, args, as_json)
-        args, alias = _alias_option(args)
-        code = _run_doit(args, root)
-        if code == 0 and alias:
-            set_workspace_alias(root, args, alias)
-        return code
+            print(help_text(__version__), end="")
+            return 0
+        return _main(args, root, verbose)
     except EnvbuildError as exc:
-        _print_err(str(exc))
+        _print_error(exc)
         return exc.exit_code
+    except KeyboardInterrupt:
+        return _interrupted()
+    except BrokenPipeError:
+        return _stdout_closed()
+    finally:
+        from envbuild.fs import remove_own_temp
+
+        remove_own_temp()
+
+
+def _main(args: list[str], root: Path, verbose: bool) -> int:
+    from envbuild.commands import dispatch
+
+    # create REF / --from-bundle, pack, alias, get, show REF: envbuild/commands.py
+    if (done := dispatch(args, root)) is not None:
+        return done
+    if args[:1] and args[0] in OWN_COMMANDS:
+        return _own_command(args, root)
+    args, check, as_json = _resolve_options(args)
+    if check:
+        return run_check(root, args, as_json)
+    args, alias = _alias_option(args)
+    code = _run_doit(args, root, verbose)
+    if code == 0 and alias:
+        set_workspace_alias(root, args, alias)
+    return code
+
+
+def _interrupted() -> int:
+    """Ctrl-C: stop the children (their process groups), say so on one line; exit 130.
+    envbuild's temp dirs go in :func:`main`'s ``finally``."""
+    from envbuild.runner import stop_children
+
+    stop_children()
+    sys.stderr.write("\nenvbuild: interrupted\n")
+    return 130
+
+
+def _stdout_closed() -> int:
+    """stdout was closed early (``envbuild show x | head -1``): stop quietly, as a program
+    killed by SIGPIPE would, with no error at exit."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
 
 
 def _import_doit_plugins_without_metadata() -> None:
@@ -322,23 +404,85 @@ def _import_doit_plugins_without_metadata() -> None:
     doit.plugin.entry_points_impl = lambda: lambda group: []
 
 
-def _run_doit(args: list[str], root: Path) -> int:
+def _run_doit(args: list[str], root: Path, verbose: bool = False) -> int:
     _import_doit_plugins_without_metadata()
     from doit.doit_cmd import DoitMain
 
     from envbuild import tasks
+    from envbuild.clihelp import check_command, check_filters
+    from envbuild.platforms import ARCHS
 
+    check_command(args, tasks.STAGES)
     preloaded = None
     if args[:1] != ["help"] and "--help" not in args:
         preloaded = load_workspace(root.resolve())  # user errors: one line, exit 2
+        names = [e.name for e in preloaded.envs]
+        check_filters(args, names, ARCHS, "envbuild.toml")
+        if _runs_tasks(args):
+            from envbuild.fs import remove_stale_temp, set_temp_root
+
+            from envbuild.localchannel import load_recipes
+
+            for _, rdir in preloaded.local_channels:  # recipe errors: one line each, exit 2
+                load_recipes(preloaded.root / rdir)
+            if (code := _read_only(preloaded, args)) is not None:
+                return code
+            remove_stale_temp(preloaded.state_dir / "tmp")  # left by killed runs
+            set_temp_root(preloaded.state_dir / "tmp")
     tasks.FAILURES.clear()
-    loader = tasks.task_loader(root, preloaded)
+    loader = tasks.task_loader(root, preloaded, verbose=verbose or _doit_verbosity(args))
     main = DoitMain(loader, config_filenames=())
     main.BIN_NAME = "envbuild"
     code = main.run(args)
     if tasks.FAILURES:  # user errors, already reported on stderr
         return 2
     return int(code or 0)
+
+
+def _doit_verbosity(args: list[str]) -> bool:
+    return any(a.startswith("--verbosity") for a in args) or any(a == "-v" for a in args)
+
+
+def _runs_tasks(args: list[str]) -> bool:
+    """True when doit will run tasks (no command, ``run``, or task names first)."""
+    first = next((a for a in args if not a.startswith("-") and "=" not in a), None)
+    from envbuild.clihelp import DOIT_COMMANDS
+
+    return first is None or first == "run" or first not in DOIT_COMMANDS
+
+
+def _read_only(ws: Workspace, args: list[str]) -> int | None:
+    """In a workspace envbuild cannot write: ``resolve`` with current locks says so and
+    exits 0; anything that would write says in one line which path it cannot write."""
+    from envbuild.fs import unwritable
+
+    where = unwritable([ws.state_dir, ws.root / ws.locks_dir])
+    if where is None:
+        return None
+    path, why = where
+    rel = os.path.relpath(path, ws.root)
+    names = [a.split(":", 1)[0] for a in args if not a.startswith("-") and "=" not in a]
+    if names and set(names) <= {"resolve", "run"}:
+        from envbuild.fs import HashCache
+        from envbuild.resolve.stage import lock_status, resolve_tasks, split_names
+
+        variables = dict(a.split("=", 1) for a in args if "=" in a and not a.startswith("-"))
+        envs, archs = split_names(variables.get("env")), split_names(variables.get("arch"))
+        hasher = HashCache(ws.state_dir / "cache" / "hashes.json")
+        statuses = [lock_status(t, hasher.tree) for t in resolve_tasks(ws, envs, archs)]
+        stale = [s for s in statuses if not s.current]
+        if not stale and "update" not in variables:
+            print(f"{len(statuses)} lock{'s' * (len(statuses) != 1)} up to date", file=sys.stderr)
+            return 0
+        raise EnvbuildError(
+            f"cannot write {rel} ({why}): {len(stale)} of {len(statuses)} locks are not "
+            "current (`envbuild resolve --check` lists them); resolve where the workspace "
+            "is writable"
+        )
+    raise EnvbuildError(
+        f"cannot write {rel} ({why}): run envbuild where the workspace is writable "
+        "(`resolve --check`, `show` and `export -o ELSEWHERE` work here)"
+    )
 
 
 def entry() -> None:
@@ -350,8 +494,14 @@ def entry() -> None:
     """
     code = main()
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = code or _stdout_closed()
+    try:
+        sys.stderr.flush()
+    except OSError:
+        pass
     os._exit(code)
 
 

@@ -47,6 +47,17 @@ def collect(problems: list[str]) -> None:
         raise SpecError(problems)
 
 
+def toml_problem(shown: str, exc: Exception) -> str:
+    """A TOML syntax error of file ``shown`` as one problem: ``FILE:LINE: not valid TOML:
+    WHAT (at line L, column C): fix the syntax``."""
+    import re
+
+    text = str(exc)
+    match = re.search(r"\(at line (\d+), column \d+\)", text)
+    where = f"{shown}:{match.group(1)}" if match else shown
+    return f"{where}: not valid TOML: {text}: fix the syntax there"
+
+
 def format_error(message: str) -> str:
     """A user error as the CLI prints it: ``envbuild: error: FIRST LINE`` and any further
     lines (a solver's explanation) indented below."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -9,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from envbuild.channels import channel_url, is_valid_channel, redact_text, redact_url
-from envbuild.errors import SpecError
+from envbuild.errors import SpecError, toml_problem
+from envbuild.fs import read_utf8
 from envbuild.parsers import (
     Dep,
     ParsedSpec,
@@ -150,7 +153,130 @@ class _Checker:
                 table, "virtual-packages", 'must map __names to versions, like __glibc = "2.28"'
             )
             return {}
-        return dict(value)
+        bad = False
+        for name, version in value.items():
+            if not _VIRTUAL_NAME.match(name):
+                bad = True
+                self.add(
+                    table,
+                    "virtual-packages",
+                    f"{_shown(name)} is not a virtual package name: use __ and a-z, 0-9, '_', "
+                    "like __glibc",
+                )
+            elif not _VIRTUAL_VERSION.match(version.strip()):
+                bad = True
+                self.add(
+                    table,
+                    "virtual-packages",
+                    f"{_shown(version)} is not a version for {name}: write digits and dots, "
+                    f'like {name} = "2.28" (or "VERSION=BUILD")',
+                )
+        return {} if bad else {k: v.strip() for k, v in value.items()}
+
+    def seconds(self, table: str, data: dict[str, Any], key: str) -> float | None:
+        """A positive, finite number of seconds; None when not given (or invalid)."""
+        value = data.get(key)
+        if value is None:
+            return None
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            self.add(
+                table,
+                key,
+                f"must be a positive number of seconds, like {key} = 120 (got {_toml_value(value)})",
+            )
+            return None
+        return float(value)
+
+    def url(self, table: str, data: dict[str, Any], key: str) -> str | None:
+        """An index URL (http, https or file); None when not given (or invalid)."""
+        value = self.string(table, data, key)
+        if value is None or is_index_url(value):
+            return value
+        self.add(table, key, _NOT_URL.format(_shown(value)))
+        return None
+
+    def urls(self, table: str, data: dict[str, Any], key: str) -> tuple[str, ...] | None:
+        """A list of index URLs; the invalid ones are reported and left out."""
+        values = self.str_list(table, data, key)
+        if values is None:
+            return None
+        for value in values:
+            if not is_index_url(value):
+                self.add(table, key, _NOT_URL.format(_shown(value)))
+        return tuple(v for v in values if is_index_url(v))
+
+    def relative_dir(self, table: str, data: dict[str, Any], key: str) -> str | None:
+        """A directory inside the workspace, as a relative path; None when not given."""
+        value = self.string(table, data, key)
+        if value is None:
+            return None
+        parts = value.replace("\\", "/").split("/")
+        if not value or value.startswith(("/", "~")) or ".." in parts or ":" in parts[0]:
+            self.add(
+                table,
+                key,
+                f"{_shown(value)} is outside the workspace: give a relative path inside it, "
+                f'like {key} = "locks"',
+            )
+            return None
+        return value
+
+
+_VIRTUAL_NAME = re.compile(r"^__[a-z0-9][a-z0-9_]*$")
+_VIRTUAL_VERSION = re.compile(r"^[0-9]+(\.[0-9A-Za-z_]+)*(=[A-Za-z0-9_.+]+)?$")
+_PYTHON_VERSION = re.compile(
+    r"^(==|>=|<=|!=|~=|=|>|<)?\s*3(\.[0-9]+(\.[0-9]+)?([a-z]+[0-9]*)?)?(\.\*)?$"
+)
+_NOT_URL = (
+    "{} is not an index URL: write http://, https:// or file:// and a host or path, "
+    "like https://pypi.org/simple"
+)
+
+
+def _shown(value: str) -> str:
+    """``value`` quoted for a message, control characters escaped (never printed raw)."""
+    return json.dumps(value, ensure_ascii=False) if not value.isprintable() else f"'{value}'"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return json.dumps(value)
+    return str(value)
+
+
+def is_index_url(value: str) -> bool:
+    """True for an http(s) URL with a host, or a file: URL with a path. Environment
+    variables (``$NAME``, ``${NAME}``, expanded when the resolver runs) count as text; a
+    value that is one variable is taken as it comes."""
+    from urllib.parse import urlsplit
+
+    if re.fullmatch(r"\$\{?\w+\}?", value):
+        return True
+    value = re.sub(r"\$\{?\w+\}?", "x", value)
+
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018  # raises ValueError on a port that is not a number
+    except ValueError:
+        return False
+    if any(c.isspace() for c in value) or not value.isprintable():
+        return False
+    if url.scheme in ("http", "https"):
+        return bool(url.hostname)
+    return url.scheme == "file" and bool(url.path)
+
+
+def is_python_version(value: str) -> bool:
+    """True for the python version specs envbuild reads: ``3.11``, ``3.11.4``, ``>=3.10``,
+    ``3.12.*`` and ranges of them joined by ``,`` or ``|``."""
+    return all(_PYTHON_VERSION.match(p.strip()) for p in re.split(r"[,|]", value))
 
 
 def normalise_channel(channel: str, local: dict[str, str]) -> str:
@@ -166,7 +292,7 @@ def _read_spec_file(root: Path, rel: str) -> ParsedSpec:
     from envbuild.parsers.pyproject import parse_pyproject
     from envbuild.parsers.requirements import parse_requirements
 
-    text = (root / rel).read_text(encoding="utf-8")
+    text = read_utf8(root / rel, rel)
     if rel.endswith((".yml", ".yaml")):
         return parse_environment_yml(text, rel)
     if Path(rel).name == "pyproject.toml":
@@ -179,7 +305,7 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError([f"{MANIFEST}: not valid TOML: {exc}"]) from exc
+        raise SpecError([toml_problem(MANIFEST, exc)]) from None
     check = _Checker(text)
     for key in data:
         if key not in ("workspace", "env"):
@@ -212,12 +338,9 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
     ws_vp = check.virtual("workspace", ws)
     ws_prio = check.choice("workspace", ws, "channel-priority", PRIORITIES) or "strict"
     fmt = check.choice("workspace", ws, "preferred-format", FORMATS) or ".conda"
-    timeout = ws.get("solve-timeout", 120)
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-        check.add("workspace", "solve-timeout", "must be a positive number of seconds")
-        timeout = 120
-    index = check.string("workspace", ws, "pypi-index") or DEFAULT_PYPI_INDEX
-    ws_extra = check.str_list("workspace", ws, "extra-indexes") or ()
+    timeout = check.seconds("workspace", ws, "solve-timeout") or 120
+    index = check.url("workspace", ws, "pypi-index") or DEFAULT_PYPI_INDEX
+    ws_extra = check.urls("workspace", ws, "extra-indexes") or ()
     defaults = _Defaults(
         ws_archs,
         ws_channels,
@@ -243,7 +366,7 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
         for key in ("store-endpoint", "store-region", "store-profile")
         if (value := check.string("workspace", ws, key))
     )
-    locks_dir = check.string("workspace", ws, "locks-dir") or "locks"
+    locks_dir = check.relative_dir("workspace", ws, "locks-dir") or "locks"
     if check.problems:
         raise SpecError(check.problems)
     return Workspace(
@@ -313,7 +436,22 @@ def _env_spec(
         check.add(table, None, "must be a table")
         return None
     if not _ENV_NAME.match(name):
-        check.add(table, None, f"env name '{name}' may only hold a-z, 0-9, '_', '.', '-'")
+        shown = table if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f"env.{json.dumps(name)}"
+        line = next(
+            (
+                i + 1
+                for i, text in enumerate(check.lines)
+                if re.match(r"^\s*\[\s*env\s*\.", text)
+                and re.sub(r"\s", "", text.split("#")[0])
+                in {f"[env.{key}]" for key in (name, json.dumps(name), f"'{name}'")}
+            ),
+            0,
+        )
+        check.problems.append(
+            f"{MANIFEST}{f':{line}' if line else ''}: [{shown}]: env name {_shown(name)} may "
+            "only hold a-z, 0-9, '_', '.', '-' and must start with a letter or digit (it names "
+            "a directory of locks): rename the table"
+        )
     check.keys(table, env, ENV_KEYS)
     archs = check.archs(table, env) or defaults.archs
     parsed = ParsedSpec()
@@ -322,7 +460,9 @@ def _env_spec(
     if rel is not None:
         kind_ok = rel.endswith((".yml", ".yaml", ".txt", ".in"))
         kind_ok = kind_ok or Path(rel).name == "pyproject.toml"
-        if not (root / rel).is_file():
+        if (root / rel).is_dir():
+            check.add(table, "file", f"'{rel}' is a directory: name a spec file in it")
+        elif not (root / rel).is_file():
             check.add(
                 table,
                 "file",
@@ -342,7 +482,7 @@ def _env_spec(
             except SpecError as exc:
                 check.problems.extend(exc.problems)
     conda_inline: list[Dep] = []
-    python = None
+    python = conda_python = None
     for spec in check.str_list(table, env, "conda") or ():
         try:
             value = normalise_conda_spec(spec)
@@ -352,12 +492,27 @@ def _env_spec(
         pkg, _, version = value.partition(" ")
         if pkg == "python":
             python = python_version_spec(version) or "*"
+            conda_python = spec
         else:
             conda_inline.append(Dep(value))
     py = env.get("python")
     if py is not None:
         if not isinstance(py, str) or not py.strip():
             check.add(table, "python", 'must be a version string, like python = "3.11"')
+        elif not is_python_version(py.strip()):
+            check.add(
+                table,
+                "python",
+                f'{_shown(py)} is not a python version: write one like python = "3.11", '
+                '"3.11.4" or ">=3.10,<3.13"',
+            )
+        elif conda_python is not None and python_version_spec(py) != python:
+            check.add(
+                table,
+                "python",
+                f"python = {json.dumps(py)} contradicts '{conda_python}' in conda: give the "
+                "python version once (remove one of them)",
+            )
         else:
             python = python_version_spec(py)
     inline = _inline_pypi(check, table, check.str_list(table, env, "pypi") or ())
@@ -395,7 +550,7 @@ def _env_spec(
     for problem in problems:
         check.add(table, None, problem)
     vp = dict(defaults.virtual) | check.virtual(table, env) | dict(merged.sys)
-    env_extra = check.str_list(table, env, "extra-indexes") or ()
+    env_extra = check.urls(table, env, "extra-indexes") or ()
     extra_idx = tuple(dict.fromkeys(defaults.extra_indexes + env_extra + merged.extra_indexes))
     secrets: dict[str, str] = {}
 

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import threading
 import tomllib
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 from envbuild.channels import redact_text, redact_url
 from envbuild.errors import ResolveError, UnsatisfiableError
-from envbuild.fs import tree_hash
+from envbuild.fs import temp_dir, tree_hash
 from envbuild.lock import LockedPackage, Source
 from envbuild.parsers import VCS_PREFIXES, is_local_path, requirement_target
 from envbuild.platforms import marker_environment, platform_tags, uv_platform, wheel_tags
@@ -144,7 +143,7 @@ def _source_args(request: PypiRequest, insecure_host: str, pre: list[str]) -> li
 def resolve_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]:
     """Resolve with ``uv pip compile --format pylock.toml`` for the target platform."""
     platform, env = uv_platform(request.arch, request.virtual_packages)
-    with tempfile.TemporaryDirectory(prefix="envbuild-uv-") as tmp:
+    with temp_dir("uv-") as tmp:
         work = Path(tmp)
         _write_inputs(work, request)
         if request.preferences:
@@ -290,7 +289,7 @@ def resolve_pip(request: PypiRequest, runner: Runner, python: str) -> list[Resol
         )
 
     tags = wheel_tags(request.arch, request.python_version, request.virtual_packages)
-    with tempfile.TemporaryDirectory(prefix="envbuild-pip-") as tmp:
+    with temp_dir("pip-") as tmp:
         work = Path(tmp)
         _write_inputs(work, request)
         env_json = json.dumps(marker_environment(request.arch, request.python_version))
