@@ -538,10 +538,14 @@ def test_incremental_graph(graph_ws, run_cli):
     assert_ok(first)
     assert task_lines(first.stdout) == {f".  {t}" for t in RESOLVES}
 
-    second = run_cli(ws, "resolve")
+    second = run_cli(ws, "resolve")  # a no-op: one summary line, no line per task
     assert_ok(second)
-    assert task_lines(second.stdout) == {f"-- {t}" for t in RESOLVES}
-    assert all(line.startswith("-- ") for line in second.stdout.splitlines())
+    assert (second.stdout, second.stderr) == ("", f"{len(RESOLVES)} locks up to date\n")
+    verbose = run_cli(ws, "resolve", "-v")  # -v: doit's line per task
+    assert_ok(verbose)
+    assert task_lines(verbose.stdout) == {f"-- {t}" for t in RESOLVES}
+    assert all(line.startswith("-- ") for line in verbose.stdout.splitlines())
+    assert verbose.stderr == ""
     before = lock_state(ws)
 
     # edit env one's inline spec: only one re-resolves
@@ -549,7 +553,7 @@ def test_incremental_graph(graph_ws, run_cli):
     (ws / "envbuild.toml").write_text(
         text.replace('conda = ["demo-lib"]', 'conda = ["demo-lib 1.0.0"]')
     )
-    third = run_cli(ws, "resolve")
+    third = run_cli(ws, "resolve", "-v")
     assert_ok(third)
     lines = task_lines(third.stdout)
     assert {".  resolve:one@linux-64", ".  resolve:one@osx-arm64"} <= lines
@@ -562,7 +566,7 @@ def test_incremental_graph(graph_ws, run_cli):
 
     # edit the spec file: only two re-resolves
     (ws / "envs/two.yml").write_text(ENV_YML + "  - demo-tool\n")
-    fourth = run_cli(ws, "resolve")
+    fourth = run_cli(ws, "resolve", "-v")
     assert_ok(fourth)
     lines = task_lines(fourth.stdout)
     assert {".  resolve:two@linux-64", ".  resolve:two@osx-arm64"} <= lines
@@ -607,7 +611,7 @@ def test_filters_select_subtasks(graph_ws, run_cli):
         "locks/one/osx-arm64.json",
         "locks/two/osx-arm64.json",
     ]
-    result = run_cli(ws, "resolve", "env=two")
+    result = run_cli(ws, "resolve", "env=two", "-v")
     assert_ok(result)
     assert task_lines(result.stdout) == {
         ".  resolve:two@linux-64",
@@ -624,11 +628,24 @@ def test_filters_select_subtasks(graph_ws, run_cli):
 @pytest.mark.parametrize(
     ("arg", "message"),
     [
-        ("env=nope", "ERROR: env=nope: no such env in envbuild.toml (known: one, two)"),
         (
-            "arch=win-64",
-            "ERROR: arch=win-64: not a supported arch "
+            "env=nope",
+            "envbuild: error: env=nope: no such env in envbuild.toml (known: one, two)",
+        ),
+        (
+            "env=on",
+            "envbuild: error: env=on: no such env in envbuild.toml (did you mean 'one'?) "
+            "(known: one, two)",
+        ),
+        (
+            "arch=osx-arm",
+            "envbuild: error: arch=osx-arm: not a supported arch (did you mean 'osx-arm64'?) "
             "(use linux-64, linux-aarch64, osx-64, osx-arm64)",
+        ),
+        (
+            "evn=one",
+            "envbuild: error: evn=one: unknown filter 'evn' (did you mean 'env'?): the filters "
+            "are env=NAME,... arch=ARCH,... update=NAME,...",
         ),
     ],
 )
@@ -648,7 +665,7 @@ def test_forget_then_resolve_is_byte_identical(graph_ws, run_cli):
     assert_ok(forget)
     assert "forgetting resolve:one@linux-64" in forget.stdout.splitlines()
     # the lock files decide, not doit's database: nothing to do after forget
-    assert {f"-- {t}" for t in RESOLVES} <= task_lines(run_cli(ws, "resolve").stdout)
+    assert {f"-- {t}" for t in RESOLVES} <= task_lines(run_cli(ws, "resolve", "-v").stdout)
     again = run_cli(ws, "resolve", "--update")  # from nothing
     assert_ok(again)
     assert {f".  {t}" for t in RESOLVES} <= task_lines(again.stdout)
@@ -678,16 +695,21 @@ def test_list(graph_ws, run_cli):
     [
         (
             '[workspace]\narchs = ["win-64"]\nchannels = ["conda-forge"]\n\n[env.a]\nconda = ["x"]\nbogus = 1\n',
-            "envbuild: error: envbuild.toml:2: [workspace] archs: 'win-64' is not a supported "
-            "arch: use one of linux-64, linux-aarch64, osx-64, osx-arm64; envbuild.toml:7: "
-            "[env.a] bogus: unknown key 'bogus': allowed keys are archs, channel-priority, "
-            "channels, conda, exclude-newer, extra-indexes, file, no-binary, only-binary, pypi, "
-            "pypi-resolver, python, python-source, virtual-packages",
+            [  # one line per problem
+                "envbuild: error: envbuild.toml:2: [workspace] archs: 'win-64' is not a "
+                "supported arch: use one of linux-64, linux-aarch64, osx-64, osx-arm64",
+                "envbuild: error: envbuild.toml:7: [env.a] bogus: unknown key 'bogus': allowed "
+                "keys are archs, channel-priority, channels, conda, exclude-newer, "
+                "extra-indexes, file, no-binary, only-binary, pypi, pypi-resolver, python, "
+                "python-source, virtual-packages",
+            ],
         ),
         (
             "[workspace\n",
-            "envbuild: error: envbuild.toml: not valid TOML: Expected ']' at the end of a table "
-            "declaration (at line 1, column 11)",
+            [
+                "envbuild: error: envbuild.toml:1: not valid TOML: Expected ']' at the end of a "
+                "table declaration (at line 1, column 11): fix the syntax there"
+            ],
         ),
     ],
     ids=["invalid", "not-toml"],
@@ -697,7 +719,7 @@ def test_bad_manifest(workspace, run_cli, text, message, command):
     ws = workspace(text)
     result = run_cli(ws, *command)
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [message]
+    assert result.stderr.splitlines() == message
     assert result.stdout == ""
     assert not (ws / "locks").exists()
 
@@ -777,10 +799,23 @@ def test_show_errors(base_channel, workspace, run_cli):
     # a targeted arch that was not resolved yet
     result = run_cli(ws, "show", "app", "--arch", "osx-arm64")
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [
-        "envbuild: error: locks/app/osx-arm64.json: no lockfile: run `envbuild resolve` first"
-    ]
+    missing = (
+        "envbuild: error: locks/app/osx-arm64.json: no lockfile: run "
+        "`envbuild resolve env=app arch=osx-arm64` first"
+    )
+    assert result.stderr.splitlines() == [missing]
+    assert result.stdout == ""
     assert "Traceback" not in result.stdout + result.stderr
+    # every arch: the locks that exist are shown, the missing one is named; exit 2
+    for args in [(), ("--json",)]:
+        result = run_cli(ws, "show", "app", *args)
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == [missing]
+        if args:
+            assert [d["env_id"]["arch"] for d in json.loads(result.stdout)] == ["linux-64"]
+        else:
+            assert result.stdout.startswith("env app [linux-64] (conda)\n")
+            assert "osx-arm64" not in result.stdout
 
 
 def test_export_explicit(resolved_ws, run_cli, tmp_path):
