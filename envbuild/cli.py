@@ -138,7 +138,6 @@ def _own_command(argv: Sequence[str], root: Path) -> int:
     p_exp.add_argument("-o", "--output", required=True)
     args = parser.parse_args(argv)
     ws = load_workspace(root)
-    from envbuild.fs import atomic_write
 
     if args.cmd == "show":
         MISSING.clear()
@@ -168,8 +167,35 @@ def _own_command(argv: Sequence[str], root: Path) -> int:
         local = {name: ws.local_channel_dir(name) for name, _ in ws.local_channels}
         urls = [channel_url(c, ws.root, local) for c in spec.channels]
         text = to_conda_lock([localize(x, ws.root) for x in _locks(ws, args.env, args.arch)], urls)
-    atomic_write(Path(args.output), text)
+    _write_output(args.output, text)
     return 0
+
+
+def _write_output(output: str, text: str) -> None:
+    """``-o -`` is stdout; a device or pipe (``/dev/stdout``) is written as it is; a file is
+    replaced atomically."""
+    import stat
+
+    from envbuild.fs import atomic_write
+
+    if output == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(output)
+    try:
+        special = not stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        special = False
+    if special:
+        with path.open("w", encoding="utf-8") as out:
+            out.write(text)
+        return
+    try:
+        atomic_write(path, text)
+    except OSError as exc:
+        raise EnvbuildError(
+            f"{output}: cannot write ({exc.strerror or exc}): choose another -o"
+        ) from None
 
 
 def _resolve_options(args: list[str]) -> tuple[list[str], bool, bool]:
@@ -420,7 +446,6 @@ def _run_doit(args: list[str], root: Path, verbose: bool = False) -> int:
         check_filters(args, names, ARCHS, "envbuild.toml")
         if _runs_tasks(args):
             from envbuild.fs import remove_stale_temp, set_temp_root
-
             from envbuild.localchannel import load_recipes
 
             for _, rdir in preloaded.local_channels:  # recipe errors: one line each, exit 2

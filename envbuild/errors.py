@@ -47,15 +47,18 @@ def collect(problems: list[str]) -> None:
         raise SpecError(problems)
 
 
-def toml_problem(shown: str, exc: Exception) -> str:
-    """A TOML syntax error of file ``shown`` as one problem: ``FILE:LINE: not valid TOML:
-    WHAT (at line L, column C): fix the syntax``."""
+def toml_problem(shown: str, exc: Exception, source: str = "") -> str:
+    """A TOML syntax error of file ``shown`` (whose text is ``source``) as one problem:
+    ``FILE:LINE: not valid TOML: WHAT (at line L, column C): fix the syntax there``."""
     import re
 
     text = str(exc)
     match = re.search(r"\(at line (\d+), column \d+\)", text)
-    where = f"{shown}:{match.group(1)}" if match else shown
-    return f"{where}: not valid TOML: {text}: fix the syntax there"
+    if match:
+        shown += f":{match.group(1)}"
+    elif "(at end of document)" in text and source:
+        shown += f":{len(source.splitlines()) or 1}"
+    return f"{shown}: not valid TOML: {text}: fix the syntax there"
 
 
 def format_error(message: str) -> str:

@@ -96,12 +96,13 @@ def load_recipes(recipes_dir: Path) -> list[Recipe]:
     for path in sorted(recipes_dir.glob("*.toml")):
         shown = f"{recipes_dir.name}/{path.name}"
         try:
-            data = tomllib.loads(read_utf8(path, shown))
+            text = read_utf8(path, shown)
+            data = tomllib.loads(text)
         except SpecError as exc:
             problems += exc.problems
             continue
         except tomllib.TOMLDecodeError as exc:
-            problems.append(toml_problem(shown, exc))
+            problems.append(toml_problem(shown, exc, text))
             continue
         packages = data.get("package", [data])
         if not isinstance(packages, list) or not all(isinstance(p, dict) for p in packages):

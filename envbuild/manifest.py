@@ -305,7 +305,7 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError([toml_problem(MANIFEST, exc)]) from None
+        raise SpecError([toml_problem(MANIFEST, exc, text)]) from None
     check = _Checker(text)
     for key in data:
         if key not in ("workspace", "env"):

@@ -22,7 +22,9 @@ ARCH_LIST = "linux-64, linux-aarch64, osx-64, osx-arm64"
 WS_KEYS = ", ".join(WORKSPACE_KEYS)
 ENV_KEY_LIST = ", ".join(ENV_KEYS)
 SECONDS = "must be a positive number of seconds, like solve-timeout = 120"
-ONLY_NAMES = " and must start with a letter or digit (it names a directory of locks): rename the table"
+ONLY_NAMES = (
+    " and must start with a letter or digit (it names a directory of locks): rename the table"
+)
 
 
 def write(root: Path, manifest: str, files: Mapping[str, str] | None = None) -> Path:
@@ -195,7 +197,7 @@ def test_python_key_contradicting_conda_python_is_refused(tmp_path: Path) -> Non
         '[workspace]\nchannels = ["conda-forge"]\n[env.x]\npython = "3.12"\nconda = ["python=3.10"]\n',
     )
     assert problems_of(root) == (
-        'envbuild.toml:4: [env.x] python: python = "3.12" contradicts \'python=3.10\' in conda: '
+        "envbuild.toml:4: [env.x] python: python = \"3.12\" contradicts 'python=3.10' in conda: "
         "give the python version once (remove one of them)",
     )
 
@@ -299,7 +301,7 @@ FAILURES: dict[str, list[str]] = {
         "envbuild.toml:3: [workspace] preferred-format: '.zip' is not one of .conda, .tar.bz2",
     ],
     "invalid-toml": [
-        "envbuild.toml: not valid TOML: Unclosed array (at end of document): fix the syntax there",
+        "envbuild.toml:3: not valid TOML: Unclosed array (at end of document): fix the syntax there",
     ],
     "spec-file-error": [
         "envs/web.yml:3: 'scipy>>1' is not a valid conda spec: unable to parse version spec: >>1",

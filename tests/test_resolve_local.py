@@ -681,7 +681,13 @@ def test_list(graph_ws, run_cli):
     result = run_cli(graph_ws, "list")
     assert_ok(result)
     assert [ln.split()[0] for ln in result.stdout.splitlines()] == [
-        "build", "channel", "create", "fetch", "resolve", "transmute", "upload"
+        "build",
+        "channel",
+        "create",
+        "fetch",
+        "resolve",
+        "transmute",
+        "upload",
     ]
     result = run_cli(graph_ws, "list", "--all")
     assert_ok(result)
@@ -913,7 +919,9 @@ def test_two_line_dodo(base_channel, workspace):
 
 
 def test_show_arch_not_in_env(base_channel, workspace, run_cli):
-    ws = workspace(manifest([base_channel.as_uri()], {"app": {"conda": ["demo-lib"]}}, archs=("linux-64",)))
+    ws = workspace(
+        manifest([base_channel.as_uri()], {"app": {"conda": ["demo-lib"]}}, archs=("linux-64",))
+    )
     assert_ok(run_cli(ws, "resolve"))
     result = run_cli(ws, "show", "app", "--arch", "osx-arm64")
     assert result.returncode == 2
@@ -924,11 +932,16 @@ def test_show_arch_not_in_env(base_channel, workspace, run_cli):
 
 
 def test_written_files_have_the_usual_mode(base_channel, workspace, run_cli):
-    ws = workspace(manifest([base_channel.as_uri()], {"app": {"conda": ["demo-lib"]}}, archs=("linux-64",)))
+    ws = workspace(
+        manifest([base_channel.as_uri()], {"app": {"conda": ["demo-lib"]}}, archs=("linux-64",))
+    )
     assert_ok(run_cli(ws, "resolve"))
     umask = os.umask(0)
     os.umask(umask)
-    for path in (ws / "locks" / "app" / "linux-64.json", ws / ".envbuild" / "cache" / "hashes.json"):
+    for path in (
+        ws / "locks" / "app" / "linux-64.json",
+        ws / ".envbuild" / "cache" / "hashes.json",
+    ):
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
 
 
