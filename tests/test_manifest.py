@@ -301,7 +301,7 @@ FAILURES: dict[str, list[str]] = {
         "envbuild.toml:3: [workspace] preferred-format: '.zip' is not one of .conda, .tar.bz2",
     ],
     "invalid-toml": [
-        "envbuild.toml:3: not valid TOML: Unclosed array (at end of document): fix the syntax there",
+        "envbuild.toml:2: not valid TOML: Unclosed array (at end of document): fix the syntax there",
     ],
     "spec-file-error": [
         "envs/web.yml:3: 'scipy>>1' is not a valid conda spec: unable to parse version spec: >>1",
