@@ -481,13 +481,15 @@ def _read_only(ws: Workspace, args: list[str]) -> int | None:
     exits 0; anything that would write says in one line which path it cannot write."""
     from envbuild.fs import unwritable
 
-    where = unwritable([ws.state_dir, ws.root / ws.locks_dir])
+    names = [a.split(":", 1)[0] for a in args if not a.startswith("-") and "=" not in a]
+    resolving = bool(names) and set(names) <= {"resolve", "run"}
+    paths = [ws.root / ws.locks_dir, ws.state_dir]
+    where = unwritable(paths if resolving else paths[::-1])
     if where is None:
         return None
     path, why = where
     rel = os.path.relpath(path, ws.root)
-    names = [a.split(":", 1)[0] for a in args if not a.startswith("-") and "=" not in a]
-    if names and set(names) <= {"resolve", "run"}:
+    if resolving:
         from envbuild.fs import HashCache
         from envbuild.resolve.stage import lock_status, resolve_tasks, split_names
 
@@ -499,10 +501,10 @@ def _read_only(ws: Workspace, args: list[str]) -> int | None:
         if not stale and "update" not in variables:
             print(f"{len(statuses)} lock{'s' * (len(statuses) != 1)} up to date", file=sys.stderr)
             return 0
+        first = stale[0] if stale else statuses[0]
+        more = f" and {len(stale) - 1} more (see `envbuild resolve --check`)" * (len(stale) > 1)
         raise EnvbuildError(
-            f"cannot write {rel} ({why}): {len(stale)} of {len(statuses)} locks are not "
-            "current (`envbuild resolve --check` lists them); resolve where the workspace "
-            "is writable"
+            f"cannot write {first.path} ({why}){more}: resolve where the workspace is writable"
         )
     raise EnvbuildError(
         f"cannot write {rel} ({why}): run envbuild where the workspace is writable "

@@ -385,10 +385,14 @@ def workspace_tasks(
         return _create_dicts(workspace(), artifacts())
 
     state = root_path / ".envbuild"
-    state.mkdir(parents=True, exist_ok=True)
+    dep_file = str(state / "doit.db")
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only workspace: `list` and `info` still work
+        dep_file = dep_file if Path(dep_file).exists() else ":memory:"
     return {
         "DOIT_CONFIG": {
-            "dep_file": str(state / "doit.db"),
+            "dep_file": dep_file,
             "backend": "sqlite3",
             "default_tasks": ["resolve", *ARTIFACT_STAGES],
             "verbosity": 1,
