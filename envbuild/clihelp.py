@@ -44,7 +44,7 @@ Tasks (one subtask per env x arch, like resolve:web@linux-64):
 
 Filters (with any task):
   env=NAME,...     only these envs          arch=ARCH,...   only these archs
-  update=NAME,...  resolve again, lifting the pins of these packages (:all: for every one)
+  update=NAME,...  resolve again, lifting these packages' pins (:all: for every one)
 
 Resolve options:
   envbuild resolve --check [--json]   list the locks that are not current, with the
@@ -52,9 +52,10 @@ Resolve options:
   envbuild resolve --update [NAME,...]  same as update=
 
 Commands:
-  show ENV [--arch A] [--json]          what a lock holds (or show NAME:TAG from a store)
+  show ENV [--arch A] [--json]          what a lock holds (or NAME:TAG, from a store)
   export ENV --format F -o FILE [--arch A]
                                         F: conda-lock, explicit, requirements, pylock
+                                        (-o - writes to stdout)
   create REF --prefix DIR [--store URL] an env from a store (REF: NAME:TAG or
                                         REQ_ID:FULL_ID), or --from-bundle FILE
   pack REF-or-ENV -o FILE [--arch A]    an offline bundle of one env x arch
@@ -67,10 +68,11 @@ Options:
   -v, --verbose    one line per task (ran or up to date) instead of the summary
   --version        print the version
 
-Every doit command works too: {", ".join(DOIT_COMMANDS)}
-(envbuild help COMMAND or TASK for its options). Exit codes: 0 done, 1 `resolve --check`
-found locks not current, 2 an input or resolution error (one line per problem), 130
-interrupted.
+Every doit command works too: {", ".join(DOIT_COMMANDS[:7])},
+{", ".join(DOIT_COMMANDS[7:])} (envbuild help COMMAND or TASK for its options).
+
+Exit codes: 0 done, 1 `resolve --check` found locks not current, 2 an input or
+resolution error (one line per problem), 130 interrupted.
 """
 
 
