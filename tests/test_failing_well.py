@@ -57,6 +57,13 @@ CASES: list[tuple[str, dict[str, str] | bytes, dict[str, str | bytes], list[str]
         [E + "req.txt:2: not UTF-8 text (byte 0xe9 at column 6): save the file as UTF-8"],
     ),
     (
+        "non-utf8-included-requirements",
+        {"env": 'python = "3.11"\nfile = "req.txt"'},
+        {"req.txt": "-r sub/more.txt\n", "sub/more.txt": b"six\n" + LATIN1},
+        ["resolve"],
+        [E + "sub/more.txt:2: not UTF-8 text (byte 0xe9 at column 6): save the file as UTF-8"],
+    ),
+    (
         "non-utf8-environment-yml",
         {"env": 'file = "env.yml"'},
         {"env.yml": b"dependencies:\n  - zlib\n" + LATIN1},
