@@ -17,6 +17,14 @@ def is_terminal(stream: TextIO) -> bool:
         return False
 
 
+_ACTIVE: list[StatusLine] = []  # the status line of the run in progress (at most one)
+
+
+def active() -> StatusLine | None:
+    """The status line a run draws on a terminal now, if any (for a stage's own progress)."""
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
 class StatusLine:
     """A status line at the bottom of a terminal ``stream``. :meth:`write` is a file-like
     entry for everything else written to the stream: the status is cleared first and
@@ -32,6 +40,15 @@ class StatusLine:
         text = self.text if len(self.text) <= width else self.text[: width - 1] + "…"
         self.stream.write("\r\x1b[K" + text)
         self.stream.flush()
+
+    def __enter__(self) -> StatusLine:
+        _ACTIVE.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.clear()
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
 
     def show(self, text: str) -> None:
         with self._lock:

@@ -109,7 +109,8 @@ def _reporter(summary: Callable[[], list[str]] = list, verbose: bool = True) -> 
                 if _counted(name):
                     stage = name.split(":", 1)[0]
                     totals[stage] = totals.get(stage, 0) + 1
-            status = StatusLine(sys.stderr)
+            status = StatusLine(sys.stderr).__enter__()  # left in complete_run
+            self.restore.append(status.__exit__)
             self.progress = Progress(status, totals)
             for handler in logging.getLogger("envbuild.report").handlers:
                 if isinstance(handler, logging.StreamHandler):

@@ -86,15 +86,23 @@ def fetched(ctx: ArtifactContext, lock: Lock) -> bool:
 
 
 def tty_progress(name: str) -> Callable[[int, int, int], None] | None:
-    """A progress line on stderr when it is a terminal (nothing otherwise)."""
+    """A progress line on stderr when it is a terminal (nothing otherwise): the run's status
+    line when one is drawn, else a line of its own."""
     import sys
 
-    if not sys.stderr.isatty():
+    from envbuild.progress import active, is_terminal
+
+    status = active()
+    if status is None and not is_terminal(sys.stderr):
         return None
 
     def show(done: int, total: int, size: int) -> None:
+        text = f"fetch {name}: {done}/{total} files, {size / 1e6:.1f} MB"
+        if status is not None:
+            status.show(text)
+            return
         end = "\n" if done == total else ""
-        sys.stderr.write(f"\r  fetch {name}: {done}/{total} files, {size / 1e6:.1f} MB{end}")
+        sys.stderr.write(f"\r  {text}{end}")
         sys.stderr.flush()
 
     return show
