@@ -230,7 +230,7 @@ class _Checker:
 _VIRTUAL_NAME = re.compile(r"^__[a-z0-9][a-z0-9_]*$")
 _VIRTUAL_VERSION = re.compile(r"^[0-9]+(\.[0-9A-Za-z_]+)*(=[A-Za-z0-9_.+]+)?$")
 _PYTHON_VERSION = re.compile(
-    r"^(==|>=|<=|!=|~=|=|>|<)?\s*3(\.[0-9]+(\.[0-9]+)?([a-z]+[0-9]*)?)?(\.\*)?$"
+    r"^(==|>=|<=|!=|~=|=|>|<)?\s*[0-9]+(\.[0-9]+(\.[0-9]+)?([a-z]+[0-9]*)?)?(\.\*)?$"
 )
 _NOT_URL = (
     "{} is not an index URL: write http://, https:// or file:// and a host or path, "

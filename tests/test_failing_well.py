@@ -144,16 +144,6 @@ CASES: list[tuple[str, dict[str, str] | bytes, dict[str, str | bytes], list[str]
         ],
     ),
     (
-        "python-two",
-        {"env": 'python = "2"'},
-        {},
-        ["resolve"],
-        [
-            E + "envbuild.toml:6: [env.a] python: '2' is not a python version: write one "
-            'like python = "3.11", "3.11.4" or ">=3.10,<3.13"'
-        ],
-    ),
-    (
         "virtual-package-version",
         {"ws": 'virtual-packages = { __glibc = "abc!!" }'},
         {},
@@ -394,3 +384,45 @@ def test_closed_stdout_is_quiet(tmp_path, channel, args):
         timeout=60, check=False,
     )  # fmt: skip
     assert (shell.stdout, shell.stderr) == ("141\n", "")
+
+
+# --------------------------------------------------------------------------- validators
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from envbuild.manifest import is_index_url, is_python_version  # noqa: E402
+
+HOSTS = st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z]{2,6}){0,2}", fullmatch=True)
+PATHS = st.from_regex(r"(/[A-Za-z0-9._~-]{1,12}){0,4}/?", fullmatch=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["http", "https"]), HOSTS, st.integers(1, 65535) | st.none(), PATHS)
+def test_http_urls_are_index_urls(scheme, host, port, path):
+    url = f"{scheme}://{host}{f':{port}' if port else ''}{path}"
+    assert is_index_url(url)
+    assert not is_index_url(url.replace("://", ":/", 1))  # one slash short
+    assert not is_index_url(f"{url} x")  # a space is never part of one
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text())
+def test_index_url_check_never_raises(text):
+    assert is_index_url(text) in (True, False)
+    assert is_python_version(text) in (True, False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, 99),
+    st.integers(0, 99) | st.none(),
+    st.sampled_from(["", "==", ">=", "<", "~=", "!="]),
+)
+def test_python_versions(minor, micro, op):
+    version = f"{op}3.{minor}" + (f".{micro}" if micro is not None else "")
+    assert is_python_version(version)
+    assert is_python_version(f"{version},<4")
+    assert not is_python_version(f"{version}; rm -rf /")
+    assert not is_python_version(version.replace("3.", "three.", 1))
+    assert not is_python_version(f"{version} || 3.12")
