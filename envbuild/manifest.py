@@ -127,7 +127,7 @@ class _Checker:
             return None
         out = []
         for ch in channels:
-            if not is_valid_channel(ch):
+            if not is_valid_channel(ch) or ("://" in ch and not _has_location(ch)):
                 self.add(table, "channels", f"'{ch}' is not a channel name, path or URL")
             else:
                 out.append(normalise_channel(ch, local))
@@ -251,6 +251,17 @@ def _toml_value(value: Any) -> str:
     return str(value)
 
 
+def _has_location(url: str) -> bool:
+    """A URL names a host (or, for file: URLs, a path)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return bool(parts.netloc or (parts.scheme == "file" and parts.path))
+
+
 def is_index_url(value: str) -> bool:
     """True for an http(s) URL with a host, or a file: URL with a path. Environment
     variables (``$NAME``, ``${NAME}``, expanded when the resolver runs) count as text; a
@@ -361,6 +372,19 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
         if (spec := _env_spec(check, root, name, envs[name], defaults, local)) is not None
     ]
     store = check.string("workspace", ws, "store") or ".envbuild/store"
+    if "://" in store and not (store.startswith(("s3://", "file://")) and _has_location(store)):
+        check.add(
+            "workspace",
+            "store",
+            f"{_shown(store)} is not a store: give s3://BUCKET/PREFIX or a directory",
+        )
+    endpoint = check.string("workspace", ws, "store-endpoint")
+    if endpoint and not (endpoint.startswith(("http://", "https://")) and is_index_url(endpoint)):
+        check.add(
+            "workspace",
+            "store-endpoint",
+            f"{_shown(endpoint)} is not an endpoint URL: write http(s)://HOST[:PORT]",
+        )
     store_options = tuple(
         (key, value)
         for key in ("store-endpoint", "store-region", "store-profile")
@@ -519,7 +543,7 @@ def _env_spec(
     merged = combine(parsed, ParsedSpec(conda=tuple(conda_inline), python=python), inline)
     spec_channels = []
     for ch in merged.channels:
-        if is_valid_channel(ch):
+        if is_valid_channel(ch) and ("://" not in ch or _has_location(ch)):
             spec_channels.append(normalise_channel(ch, local))
         else:
             where = files[0] if files else f"{MANIFEST} [{table}] pypi"

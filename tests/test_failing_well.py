@@ -189,6 +189,40 @@ CASES: list[tuple[str, dict[str, str] | bytes, dict[str, str | bytes], list[str]
         [E + f"envbuild.toml:7: [env.a] extra-indexes: 'not a url' {NOT_URL}"],
     ),
     (
+        "channel-url-without-host",
+        {"env": 'conda = ["demo-lib"]\nchannels = ["https://"]'},
+        {},
+        ["resolve"],
+        [E + "envbuild.toml:7: [env.a] channels: 'https://' is not a channel name, path or URL"],
+    ),
+    (
+        "environment-yml-channel-without-host",
+        {"env": 'file = "env.yml"'},
+        {"env.yml": "channels: ['http://']\ndependencies: [demo-lib]\n"},
+        ["resolve"],
+        [E + "env.yml: 'http://' is not a channel name, path or URL"],
+    ),
+    (
+        "store-scheme",
+        {"ws": 'store = "s4://bucket/envs"'},
+        {},
+        ["resolve"],
+        [
+            E + "envbuild.toml:4: [workspace] store: 's4://bucket/envs' is not a store: give "
+            "s3://BUCKET/PREFIX or a directory"
+        ],
+    ),
+    (
+        "store-endpoint-not-url",
+        {"ws": 'store-endpoint = "localhost:9000"'},
+        {},
+        ["resolve"],
+        [
+            E + "envbuild.toml:4: [workspace] store-endpoint: 'localhost:9000' is not an "
+            "endpoint URL: write http(s)://HOST[:PORT]"
+        ],
+    ),
+    (
         "locks-dir-parent",
         {"ws": 'locks-dir = "../elsewhere"'},
         {},
