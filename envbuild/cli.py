@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -349,8 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EnvbuildError as exc:
         _print_error(exc)
         return exc.exit_code
-    except KeyboardInterrupt:
-        return _interrupted()
+    except KeyboardInterrupt as exc:
+        return _interrupted(isinstance(exc, Terminated))
     except BrokenPipeError:
         return _stdout_closed()
     finally:
@@ -377,14 +378,22 @@ def _main(args: list[str], root: Path, verbose: bool) -> int:
     return code
 
 
-def _interrupted() -> int:
-    """Ctrl-C: stop the children (their process groups), say so on one line; exit 130.
-    envbuild's temp dirs go in :func:`main`'s ``finally``."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _interrupted(terminated: bool = False) -> int:
+    """Ctrl-C (or SIGTERM): stop the children (their process groups), say so on one line;
+    exit 130 (143). envbuild's temp dirs go in :func:`main`'s ``finally``."""
     from envbuild.runner import stop_children
 
     stop_children()
-    sys.stderr.write("\nenvbuild: interrupted\n")
-    return 130
+    sys.stderr.write(f"\nenvbuild: {'terminated' if terminated else 'interrupted'}\n")
+    return 143 if terminated else 130
 
 
 def _stdout_closed() -> int:
@@ -458,10 +467,49 @@ def _run_doit(args: list[str], root: Path, verbose: bool = False) -> int:
     loader = tasks.task_loader(root, preloaded, verbose=verbose or _doit_verbosity(args))
     main = DoitMain(loader, config_filenames=())
     main.BIN_NAME = "envbuild"
-    code = main.run(args)
+    with _DoitErrors() as errors:
+        code = main.run(args)
+    if code == 3 and errors.seen:  # doit's own usage errors are user errors too
+        code = 2
     if tasks.FAILURES:  # user errors, already reported on stderr
         return 2
     return int(code or 0)
+
+
+class _DoitErrors:
+    """While doit runs: its ``ERROR: ...`` lines (command-line and task-option errors)
+    come out as envbuild's ``envbuild: error: ...``, without doit's "Type ..." hints."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.stream = sys.stderr
+
+    def __enter__(self) -> _DoitErrors:
+        sys.stderr = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.stderr = self.stream
+
+    def write(self, text: str) -> int:
+        if text.startswith("ERROR: "):
+            self.seen = True
+            first = text.removeprefix("ERROR: ").splitlines()[0] if text.strip() else ""
+            first = re.sub(r" \(parsing options: .*?\]\)\. Got: \[.*\]$", "", first)
+            self.stream.write(format_error(f"{first} (see envbuild --help)"))
+            return len(text)
+        if self.seen and (text.startswith("Type ") or not text.strip()):
+            return len(text)  # doit's hints after its error
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
 
 
 def _doit_verbosity(args: list[str]) -> bool:
@@ -519,6 +567,9 @@ def entry() -> None:
     solve (about 1 run in 10 in a bare script here); every result is already written and
     flushed at this point, so exiting directly keeps the exit code true.
     """
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     code = main()
     logging.shutdown()
     try:

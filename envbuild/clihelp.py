@@ -91,24 +91,31 @@ def nearest(word: str, names: Iterable[str]) -> str:
 
 
 def check_command(args: Sequence[str], stages: Sequence[str]) -> None:
-    """Refuse a first word that is no command, task or target, suggesting the nearest."""
-    first = None
+    """Refuse a first word that is no command, task or target, suggesting the nearest; the
+    task names of ``run`` (and of a run without ``run``) likewise."""
+    words = []
     items = iter(args)
     for arg in items:
         if arg in _VALUED:
             next(items, None)
-        elif not arg.startswith("-"):
-            first = arg
-            break
-    if first is None or "=" in first or "/" in first or first.endswith(".json"):
+        elif not arg.startswith("-") and "=" not in arg:
+            words.append(arg)
+    if not words:
         return
-    base = first.split(":", 1)[0]
-    known = (*stages, *DOIT_COMMANDS, *OWN_COMMANDS)
-    if base in known:
-        return
-    raise EnvbuildError(
-        f"unknown command or task '{first}'{nearest(base, known)}: see envbuild --help"
-    )
+    if words[0] == "run" or words[0].split(":", 1)[0] in stages:
+        check = words[1:] if words[0] == "run" else words
+        known: tuple[str, ...] = tuple(stages)
+    elif words[0] in (*DOIT_COMMANDS, *OWN_COMMANDS):
+        return  # their own arguments are theirs to check
+    else:
+        check, known = words[:1], (*stages, *DOIT_COMMANDS, *OWN_COMMANDS)
+    for word in check:
+        base = word.split(":", 1)[0]
+        if base in known or "/" in word or word.endswith(".json"):  # or a target file
+            continue
+        raise EnvbuildError(
+            f"unknown command or task '{word}'{nearest(base, known)}: see envbuild --help"
+        )
 
 
 def check_filters(

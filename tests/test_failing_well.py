@@ -334,6 +334,20 @@ CASES: list[tuple[str, dict[str, str] | bytes, dict[str, str | bytes], list[str]
         [E + "unknown command or task 'reslove' (did you mean 'resolve'?): see envbuild --help"],
     ),
     (
+        "run-task-typo",
+        {},
+        {},
+        ["run", "resolve", "fetc"],
+        [E + "unknown command or task 'fetc' (did you mean 'fetch'?): see envbuild --help"],
+    ),
+    (
+        "task-option-unknown",
+        {},
+        {},
+        ["resolve", "--chek"],
+        [E + "Error parsing Task: option --chek not recognized (see envbuild --help)"],
+    ),
+    (
         "subtask-typo",
         {},
         {},

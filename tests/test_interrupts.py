@@ -129,23 +129,30 @@ def children_in_pids(pids: list[int]) -> list[int]:
     return alive
 
 
-@pytest.mark.parametrize("target", ["process", "group"])
-def test_ctrl_c_mid_resolve(ws, slow_index, target):
+@pytest.mark.parametrize(
+    ("target", "sig", "code", "line"),
+    [
+        ("process", signal.SIGINT, 130, "envbuild: interrupted"),
+        ("group", signal.SIGINT, 130, "envbuild: interrupted"),
+        ("process", signal.SIGTERM, 143, "envbuild: terminated"),
+    ],
+)
+def test_ctrl_c_mid_resolve(ws, slow_index, target, sig, code, line):
     proc = start(ws)
     tmp = ws / ".envbuild" / "tmp"
     uv = wait_mid_resolve(proc, slow_index, tmp)
     sent = time.monotonic()
     if target == "group":
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, sig)
     else:
-        os.kill(proc.pid, signal.SIGINT)
+        os.kill(proc.pid, sig)
     out, err = proc.communicate(timeout=30)
     elapsed = time.monotonic() - sent
     try:
-        assert proc.returncode == 130, (out, err)
+        assert proc.returncode == code, (out, err)
         assert elapsed < 5, elapsed
         assert "Traceback" not in out + err
-        assert err.strip().splitlines()[-1] == "envbuild: interrupted"
+        assert err.strip().splitlines()[-1] == line
         assert gone(uv), f"uv still running: {children_in_pids(uv)}"
         assert sorted(p.name for p in tmp.iterdir()) == []  # temp dirs removed
         assert not (ws / "locks").exists()
