@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -444,7 +443,7 @@ def _run_doit(args: list[str], root: Path, verbose: bool = False) -> int:
     from doit.doit_cmd import DoitMain
 
     from envbuild import tasks
-    from envbuild.clihelp import check_command, check_filters
+    from envbuild.clihelp import DoitErrors, check_command, check_filters
     from envbuild.platforms import ARCHS
 
     check_command(args, tasks.STAGES)
@@ -456,10 +455,11 @@ def _run_doit(args: list[str], root: Path, verbose: bool = False) -> int:
         if _runs_tasks(args):
             from envbuild.fs import remove_stale_temp, set_temp_root
             from envbuild.localchannel import load_recipes
+            from envbuild.readonly import read_only_run
 
             for _, rdir in preloaded.local_channels:  # recipe errors: one line each, exit 2
                 load_recipes(preloaded.root / rdir)
-            if (code := _read_only(preloaded, args)) is not None:
+            if (code := read_only_run(preloaded, args)) is not None:
                 return code
             remove_stale_temp(preloaded.state_dir / "tmp")  # left by killed runs
             set_temp_root(preloaded.state_dir / "tmp")
@@ -467,49 +467,13 @@ def _run_doit(args: list[str], root: Path, verbose: bool = False) -> int:
     loader = tasks.task_loader(root, preloaded, verbose=verbose or _doit_verbosity(args))
     main = DoitMain(loader, config_filenames=())
     main.BIN_NAME = "envbuild"
-    with _DoitErrors() as errors:
+    with DoitErrors() as errors:
         code = main.run(args)
     if code == 3 and errors.seen:  # doit's own usage errors are user errors too
         code = 2
     if tasks.FAILURES:  # user errors, already reported on stderr
         return 2
     return int(code or 0)
-
-
-class _DoitErrors:
-    """While doit runs: its ``ERROR: ...`` lines (command-line and task-option errors)
-    come out as envbuild's ``envbuild: error: ...``, without doit's "Type ..." hints."""
-
-    def __init__(self) -> None:
-        self.seen = False
-        self.stream = sys.stderr
-
-    def __enter__(self) -> _DoitErrors:
-        sys.stderr = self
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        sys.stderr = self.stream
-
-    def write(self, text: str) -> int:
-        if text.startswith("ERROR: "):
-            self.seen = True
-            first = text.removeprefix("ERROR: ").splitlines()[0] if text.strip() else ""
-            first = re.sub(r" \(parsing options: .*?\]\)\. Got: \[.*\]$", "", first)
-            self.stream.write(format_error(f"{first} (see envbuild --help)"))
-            return len(text)
-        if self.seen and (text.startswith("Type ") or not text.strip()):
-            return len(text)  # doit's hints after its error
-        return self.stream.write(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-    def isatty(self) -> bool:
-        return self.stream.isatty()
-
-    def fileno(self) -> int:
-        return self.stream.fileno()
 
 
 def _doit_verbosity(args: list[str]) -> bool:
@@ -522,42 +486,6 @@ def _runs_tasks(args: list[str]) -> bool:
     from envbuild.clihelp import DOIT_COMMANDS
 
     return first is None or first == "run" or first not in DOIT_COMMANDS
-
-
-def _read_only(ws: Workspace, args: list[str]) -> int | None:
-    """In a workspace envbuild cannot write: ``resolve`` with current locks says so and
-    exits 0; anything that would write says in one line which path it cannot write."""
-    from envbuild.fs import unwritable
-
-    names = [a.split(":", 1)[0] for a in args if not a.startswith("-") and "=" not in a]
-    resolving = bool(names) and set(names) <= {"resolve", "run"}
-    paths = [ws.root / ws.locks_dir, ws.state_dir]
-    where = unwritable(paths if resolving else paths[::-1])
-    if where is None:
-        return None
-    path, why = where
-    rel = os.path.relpath(path, ws.root)
-    if resolving:
-        from envbuild.fs import HashCache
-        from envbuild.resolve.stage import lock_status, resolve_tasks, split_names
-
-        variables = dict(a.split("=", 1) for a in args if "=" in a and not a.startswith("-"))
-        envs, archs = split_names(variables.get("env")), split_names(variables.get("arch"))
-        hasher = HashCache(ws.state_dir / "cache" / "hashes.json")
-        statuses = [lock_status(t, hasher.tree) for t in resolve_tasks(ws, envs, archs)]
-        stale = [s for s in statuses if not s.current]
-        if not stale and "update" not in variables:
-            print(f"{len(statuses)} lock{'s' * (len(statuses) != 1)} up to date", file=sys.stderr)
-            return 0
-        first = stale[0] if stale else statuses[0]
-        more = f" and {len(stale) - 1} more (see `envbuild resolve --check`)" * (len(stale) > 1)
-        raise EnvbuildError(
-            f"cannot write {first.path} ({why}){more}: resolve where the workspace is writable"
-        )
-    raise EnvbuildError(
-        f"cannot write {rel} ({why}): run envbuild where the workspace is writable "
-        "(`resolve --check`, `show` and `export -o ELSEWHERE` work here)"
-    )
 
 
 def entry() -> None:

@@ -4,9 +4,11 @@ unknown commands, tasks and filters get the nearest name."""
 from __future__ import annotations
 
 import difflib
+import re
+import sys
 from collections.abc import Iterable, Sequence
 
-from envbuild.errors import EnvbuildError, SpecError
+from envbuild.errors import EnvbuildError, SpecError, format_error
 
 # doit's own commands (``envbuild help COMMAND`` shows each one's options)
 DOIT_COMMANDS = (
@@ -149,3 +151,39 @@ def check_filters(
                 )
     if problems:
         raise SpecError(problems)
+
+
+class DoitErrors:
+    """While doit runs: its ``ERROR: ...`` lines (command-line and task-option errors)
+    come out as envbuild's ``envbuild: error: ...``, without doit's "Type ..." hints."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.stream = sys.stderr
+
+    def __enter__(self) -> DoitErrors:
+        sys.stderr = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.stderr = self.stream
+
+    def write(self, text: str) -> int:
+        if text.startswith("ERROR: "):
+            self.seen = True
+            first = text.removeprefix("ERROR: ").splitlines()[0] if text.strip() else ""
+            first = re.sub(r" \(parsing options: .*?\]\)\. Got: \[.*\]$", "", first)
+            self.stream.write(format_error(f"{first} (see envbuild --help)"))
+            return len(text)
+        if self.seen and (text.startswith("Type ") or not text.strip()):
+            return len(text)  # doit's hints after its error
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()

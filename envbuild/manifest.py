@@ -25,6 +25,16 @@ from envbuild.parsers import (
 from envbuild.parsers import binary as binary_options
 from envbuild.platforms import ARCHS, check_arch
 from envbuild.spec import DEFAULT_PYPI_INDEX, MANIFEST, EnvSpec, ResolverSettings, Workspace
+from envbuild.validate import (
+    NOT_URL,
+    VIRTUAL_NAME,
+    VIRTUAL_VERSION,
+    has_location,
+    is_index_url,
+    is_python_version,
+    shown,
+    toml_value,
+)
 
 FORMATS = (".conda", ".tar.bz2")
 PRIORITIES = ("strict", "flexible", "disabled")
@@ -127,7 +137,7 @@ class _Checker:
             return None
         out = []
         for ch in channels:
-            if not is_valid_channel(ch) or ("://" in ch and not _has_location(ch)):
+            if not is_valid_channel(ch) or ("://" in ch and not has_location(ch)):
                 self.add(table, "channels", f"'{ch}' is not a channel name, path or URL")
             else:
                 out.append(normalise_channel(ch, local))
@@ -155,20 +165,20 @@ class _Checker:
             return {}
         bad = False
         for name, version in value.items():
-            if not _VIRTUAL_NAME.match(name):
+            if not VIRTUAL_NAME.match(name):
                 bad = True
                 self.add(
                     table,
                     "virtual-packages",
-                    f"{_shown(name)} is not a virtual package name: use __ and a-z, 0-9, '_', "
+                    f"{shown(name)} is not a virtual package name: use __ and a-z, 0-9, '_', "
                     "like __glibc",
                 )
-            elif not _VIRTUAL_VERSION.match(version.strip()):
+            elif not VIRTUAL_VERSION.match(version.strip()):
                 bad = True
                 self.add(
                     table,
                     "virtual-packages",
-                    f"{_shown(version)} is not a version for {name}: write digits and dots, "
+                    f"{shown(version)} is not a version for {name}: write digits and dots, "
                     f'like {name} = "2.28" (or "VERSION=BUILD")',
                 )
         return {} if bad else {k: v.strip() for k, v in value.items()}
@@ -187,7 +197,7 @@ class _Checker:
             self.add(
                 table,
                 key,
-                f"must be a positive number of seconds, like {key} = 120 (got {_toml_value(value)})",
+                f"must be a positive number of seconds, like {key} = 120 (got {toml_value(value)})",
             )
             return None
         return float(value)
@@ -197,7 +207,7 @@ class _Checker:
         value = self.string(table, data, key)
         if value is None or is_index_url(value):
             return value
-        self.add(table, key, _NOT_URL.format(_shown(value)))
+        self.add(table, key, NOT_URL.format(shown(value)))
         return None
 
     def urls(self, table: str, data: dict[str, Any], key: str) -> tuple[str, ...] | None:
@@ -207,7 +217,7 @@ class _Checker:
             return None
         for value in values:
             if not is_index_url(value):
-                self.add(table, key, _NOT_URL.format(_shown(value)))
+                self.add(table, key, NOT_URL.format(shown(value)))
         return tuple(v for v in values if is_index_url(v))
 
     def relative_dir(self, table: str, data: dict[str, Any], key: str) -> str | None:
@@ -220,74 +230,11 @@ class _Checker:
             self.add(
                 table,
                 key,
-                f"{_shown(value)} is outside the workspace: give a relative path inside it, "
+                f"{shown(value)} is outside the workspace: give a relative path inside it, "
                 f'like {key} = "locks"',
             )
             return None
         return value
-
-
-_VIRTUAL_NAME = re.compile(r"^__[a-z0-9][a-z0-9_]*$")
-_VIRTUAL_VERSION = re.compile(r"^[0-9]+(\.[0-9A-Za-z_]+)*(=[A-Za-z0-9_.+]+)?$")
-_PYTHON_VERSION = re.compile(
-    r"^(==|>=|<=|!=|~=|=|>|<)?\s*[0-9]+(\.[0-9]+(\.[0-9]+)?([a-z]+[0-9]*)?)?(\.\*)?$"
-)
-_NOT_URL = (
-    "{} is not an index URL: write http://, https:// or file:// and a host or path, "
-    "like https://pypi.org/simple"
-)
-
-
-def _shown(value: str) -> str:
-    """``value`` quoted for a message, control characters escaped (never printed raw)."""
-    return json.dumps(value, ensure_ascii=False) if not value.isprintable() else f"'{value}'"
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str):
-        return json.dumps(value)
-    return str(value)
-
-
-def _has_location(url: str) -> bool:
-    """A URL names a host (or, for file: URLs, a path)."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    return bool(parts.netloc or (parts.scheme == "file" and parts.path))
-
-
-def is_index_url(value: str) -> bool:
-    """True for an http(s) URL with a host, or a file: URL with a path. Environment
-    variables (``$NAME``, ``${NAME}``, expanded when the resolver runs) count as text; a
-    value that is one variable is taken as it comes."""
-    from urllib.parse import urlsplit
-
-    if re.fullmatch(r"\$\{?\w+\}?", value):
-        return True
-    value = re.sub(r"\$\{?\w+\}?", "x", value)
-
-    try:
-        url = urlsplit(value)
-        url.port  # noqa: B018  # raises ValueError on a port that is not a number
-    except ValueError:
-        return False
-    if any(c.isspace() for c in value) or not value.isprintable():
-        return False
-    if url.scheme in ("http", "https"):
-        return bool(url.hostname)
-    return url.scheme == "file" and bool(url.path)
-
-
-def is_python_version(value: str) -> bool:
-    """True for the python version specs envbuild reads: ``3.11``, ``3.11.4``, ``>=3.10``,
-    ``3.12.*`` and ranges of them joined by ``,`` or ``|``."""
-    return all(_PYTHON_VERSION.match(p.strip()) for p in re.split(r"[,|]", value))
 
 
 def normalise_channel(channel: str, local: dict[str, str]) -> str:
@@ -372,18 +319,18 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
         if (spec := _env_spec(check, root, name, envs[name], defaults, local)) is not None
     ]
     store = check.string("workspace", ws, "store") or ".envbuild/store"
-    if "://" in store and not (store.startswith(("s3://", "file://")) and _has_location(store)):
+    if "://" in store and not (store.startswith(("s3://", "file://")) and has_location(store)):
         check.add(
             "workspace",
             "store",
-            f"{_shown(store)} is not a store: give s3://BUCKET/PREFIX or a directory",
+            f"{shown(store)} is not a store: give s3://BUCKET/PREFIX or a directory",
         )
     endpoint = check.string("workspace", ws, "store-endpoint")
     if endpoint and not (endpoint.startswith(("http://", "https://")) and is_index_url(endpoint)):
         check.add(
             "workspace",
             "store-endpoint",
-            f"{_shown(endpoint)} is not an endpoint URL: write http(s)://HOST[:PORT]",
+            f"{shown(endpoint)} is not an endpoint URL: write http(s)://HOST[:PORT]",
         )
     store_options = tuple(
         (key, value)
@@ -460,7 +407,7 @@ def _env_spec(
         check.add(table, None, "must be a table")
         return None
     if not _ENV_NAME.match(name):
-        shown = table if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f"env.{json.dumps(name)}"
+        header = table if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f"env.{json.dumps(name)}"
         line = next(
             (
                 i + 1
@@ -472,7 +419,7 @@ def _env_spec(
             0,
         )
         check.problems.append(
-            f"{MANIFEST}{f':{line}' if line else ''}: [{shown}]: env name {_shown(name)} may "
+            f"{MANIFEST}{f':{line}' if line else ''}: [{header}]: env name {shown(name)} may "
             "only hold a-z, 0-9, '_', '.', '-' and must start with a letter or digit (it names "
             "a directory of locks): rename the table"
         )
@@ -527,7 +474,7 @@ def _env_spec(
             check.add(
                 table,
                 "python",
-                f'{_shown(py)} is not a python version: write one like python = "3.11", '
+                f'{shown(py)} is not a python version: write one like python = "3.11", '
                 '"3.11.4" or ">=3.10,<3.13"',
             )
         elif conda_python is not None and python_version_spec(py) != python:
@@ -543,7 +490,7 @@ def _env_spec(
     merged = combine(parsed, ParsedSpec(conda=tuple(conda_inline), python=python), inline)
     spec_channels = []
     for ch in merged.channels:
-        if is_valid_channel(ch) and ("://" not in ch or _has_location(ch)):
+        if is_valid_channel(ch) and ("://" not in ch or has_location(ch)):
             spec_channels.append(normalise_channel(ch, local))
         else:
             where = files[0] if files else f"{MANIFEST} [{table}] pypi"

@@ -439,7 +439,7 @@ def test_closed_stdout_is_quiet(tmp_path, channel, args):
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from envbuild.manifest import is_index_url, is_python_version  # noqa: E402
+from envbuild.validate import is_index_url, is_python_version  # noqa: E402
 
 HOSTS = st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z]{2,6}){0,2}", fullmatch=True)
 PATHS = st.from_regex(r"(/[A-Za-z0-9._~-]{1,12}){0,4}/?", fullmatch=True)
