@@ -3,7 +3,6 @@ unknown commands, tasks and filters get the nearest name."""
 
 from __future__ import annotations
 
-import difflib
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -88,6 +87,8 @@ _VALUED = (
 
 def nearest(word: str, names: Iterable[str]) -> str:
     """`` (did you mean 'X'?)`` for the closest of ``names``, or ``""``."""
+    import difflib
+
     close = difflib.get_close_matches(word, list(names), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

@@ -83,14 +83,19 @@ def _user_error(what: str, exc: EnvbuildError) -> Exception:
     return error
 
 
-def _reporter(summary: Callable[[], list[str]] = list, verbose: bool = True) -> type:
+def _reporter(
+    summary: Callable[[], list[str]] = list,
+    verbose: bool = True,
+    terminal: Callable[[Any], bool] | None = None,
+) -> type:
     """doit's console reporter, except that user errors go to stderr as
     ``envbuild: error: ...`` lines, once, without doit's failure dump.
 
     Unless ``verbose``, up-to-date tasks are counted, not listed: the run ends with one
     line (``60 locks up to date``). On a terminal, a status line says which tasks run and
     how many of their stage are done; elsewhere each task that runs gets doit's plain
-    ``.  NAME`` line."""
+    ``.  NAME`` line. ``terminal``: whether a stream is a terminal (default:
+    :func:`envbuild.progress.is_terminal`)."""
     from doit.reporter import ConsoleReporter
 
     from envbuild.progress import Progress, StatusLine, is_terminal
@@ -102,7 +107,7 @@ def _reporter(summary: Callable[[], list[str]] = list, verbose: bool = True) -> 
             self.uptodate: dict[str, int] = {}
             self.progress: Progress | None = None
             self.restore: list[Callable[[], None]] = []
-            if verbose or not is_terminal(sys.stderr):
+            if verbose or not (terminal or is_terminal)(sys.stderr):
                 return
             totals: dict[str, int] = {}
             for name in tasks:
