@@ -177,8 +177,6 @@ def _reporter(
             for undo in getattr(self, "restore", []):
                 undo()
             failed = sorted(r["task"].name for r in self.failures if self._user(r))
-            if failed and len(self.__dict__.get("printed", [])) > 1:
-                sys.stderr.write(f"envbuild: {len(failed)} failed: {', '.join(failed)}\n")
             self.failures = [
                 r
                 for r in self.failures
@@ -188,6 +186,8 @@ def _reporter(
                 sys.stderr.write(line + "\n")
             if getattr(self, "uptodate", None):
                 sys.stderr.write(uptodate_line(self.uptodate) + "\n")
+            if failed and len(self.__dict__.get("printed", [])) > 1:  # last: what went wrong
+                sys.stderr.write(f"envbuild: {len(failed)} failed: {', '.join(failed)}\n")
             super().complete_run()
 
     return Reporter
