@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from envbuild import __version__
 from envbuild.channels import channel_url
@@ -123,8 +124,12 @@ def show_text(ws: Workspace, locks: list[Lock]) -> str:
 def _own_command(argv: Sequence[str], root: Path) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="envbuild")
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:  # one line, exit 2, no usage dump
+            raise EnvbuildError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+    parser = Parser(prog="envbuild")
+    sub = parser.add_subparsers(dest="cmd", required=True, parser_class=Parser)
     p_show = sub.add_parser("show", help="show a resolved env (its lock)")
     p_show.add_argument("env")
     p_show.add_argument("--arch")

@@ -431,7 +431,9 @@ def _env_spec(
     if rel is not None:
         kind_ok = rel.endswith((".yml", ".yaml", ".txt", ".in"))
         kind_ok = kind_ok or Path(rel).name == "pyproject.toml"
-        if (root / rel).is_dir():
+        if not rel:
+            check.add(table, "file", 'must name a spec file, like file = "environment.yml"')
+        elif (root / rel).is_dir():
             check.add(table, "file", f"'{rel}' is a directory: name a spec file in it")
         elif not (root / rel).is_file():
             check.add(
@@ -463,7 +465,7 @@ def _env_spec(
         pkg, _, version = value.partition(" ")
         if pkg == "python":
             python = python_version_spec(version) or "*"
-            conda_python = spec
+            conda_python = spec if version else None  # a bare "python" asks for no version
         else:
             conda_inline.append(Dep(value))
     py = env.get("python")

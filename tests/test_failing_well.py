@@ -250,6 +250,23 @@ CASES: list[tuple[str, dict[str, str] | bytes, dict[str, str | bytes], list[str]
         [E + "envbuild.toml:6: [env.a] file: 'envs' is a directory: name a spec file in it"],
     ),
     (
+        "spec-file-empty",
+        {"env": 'file = ""'},
+        {},
+        ["resolve"],
+        [E + 'envbuild.toml:6: [env.a] file: must name a spec file, like file = "environment.yml"'],
+    ),
+    (
+        "export-format-unknown",
+        {},
+        {},
+        ["export", "a", "--format", "yaml", "-o", "x"],
+        [
+            E + "envbuild export: argument --format: invalid choice: 'yaml' (choose from "
+            "'conda-lock', 'explicit', 'requirements', 'pylock') (see envbuild export --help)"
+        ],
+    ),
+    (
         "recipe-not-toml",
         {"ws": 'local-channels = {demo = "recipes"}'},
         {"recipes/foo.toml": 'name = "foo"\nversion =\n'},
@@ -277,6 +294,16 @@ CASES: list[tuple[str, dict[str, str] | bytes, dict[str, str | bytes], list[str]
         [
             E + "envbuild.toml:6: [env.a] python: python = \"3.11\" contradicts 'python=3.12' "
             "in conda: give the python version once (remove one of them)"
+        ],
+    ),
+    (
+        "python-key-with-bare-conda-python",  # not a contradiction: only a check that runs
+        {"env": 'python = "banana"\nconda = ["python", "demo-lib"]'},
+        {},
+        ["resolve"],
+        [
+            E + "envbuild.toml:6: [env.a] python: 'banana' is not a python version: write one "
+            'like python = "3.11", "3.11.4" or ">=3.10,<3.13"'
         ],
     ),
     (

@@ -202,6 +202,14 @@ def test_python_key_contradicting_conda_python_is_refused(tmp_path: Path) -> Non
     )
 
 
+def test_python_key_with_a_bare_conda_python(tmp_path: Path) -> None:
+    root = write(
+        tmp_path,
+        '[workspace]\nchannels = ["conda-forge"]\n[env.x]\npython = "3.12"\nconda = ["python"]\n',
+    )
+    assert parse(root).env("x").python == "3.12.*"
+
+
 def test_python_key_agreeing_with_conda_python(tmp_path: Path) -> None:
     root = write(
         tmp_path,
