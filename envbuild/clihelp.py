@@ -85,6 +85,9 @@ _VALUED = (
 )  # fmt: skip
 
 
+_TASK_ARGS = ("clean", "forget", "ignore", "info", "reset-dep", "strace")
+
+
 def nearest(word: str, names: Iterable[str]) -> str:
     """`` (did you mean 'X'?)`` for the closest of ``names``, or ``""``."""
     import difflib
@@ -108,6 +111,8 @@ def check_command(args: Sequence[str], stages: Sequence[str]) -> None:
     if words[0] == "run" or words[0].split(":", 1)[0] in stages:
         check = words[1:] if words[0] == "run" else words
         known: tuple[str, ...] = tuple(stages)
+    elif words[0] in _TASK_ARGS:  # doit commands that take task names
+        check, known = words[1:], tuple(stages)
     elif words[0] in (*DOIT_COMMANDS, *OWN_COMMANDS):
         return  # their own arguments are theirs to check
     else:
@@ -139,6 +144,8 @@ def check_filters(
         names = [v.strip() for v in value.split(",") if v.strip()]
         if key in ("env", "arch") and not names:
             problems.append(f"{arg}: give at least one name, like {key}={(envs or archs)[0]}")
+        if key == "update" and not names:
+            problems.append(f"{arg}: give package names or :all:, like update=numpy,scipy")
         for name in names:
             if key == "env" and name not in envs:
                 problems.append(

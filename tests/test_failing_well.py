@@ -354,6 +354,20 @@ CASES: list[tuple[str, dict[str, str] | bytes, dict[str, str | bytes], list[str]
         [E + "env=: give at least one name, like env=a"],
     ),
     (
+        "filter-update-empty",
+        {},
+        {},
+        ["resolve", "update="],
+        [E + "update=: give package names or :all:, like update=numpy,scipy"],
+    ),
+    (
+        "info-unknown-task",
+        {},
+        {},
+        ["info", "reslove"],
+        [E + "unknown command or task 'reslove' (did you mean 'resolve'?): see envbuild --help"],
+    ),
+    (
         "command-typo",
         {},
         {},
