@@ -269,13 +269,25 @@ def _own_temp() -> Path | None:
 
 
 @contextlib.contextmanager
-def temp_dir(prefix: str) -> Iterator[Path]:
-    """A scratch directory, removed on leaving (and by the next run after a crash)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=_own_temp()))
+def temp_dir(prefix: str, near: Path | None = None) -> Iterator[Path]:
+    """A scratch directory, removed on leaving (and by the next run after a crash).
+    ``near``: a directory the results will be renamed into; the scratch directory is made
+    on its filesystem (in it, when this process's temp dir is elsewhere)."""
+    base = _own_temp()
+    if near is not None and (base is None or not _same_device(base, near)):
+        base = near
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _same_device(a: Path, b: Path) -> bool:
+    try:
+        return a.stat().st_dev == b.stat().st_dev
+    except OSError:
+        return False
 
 
 def remove_own_temp() -> None:

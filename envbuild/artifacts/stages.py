@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from envbuild.artifacts.cache import PackageCache
 from envbuild.artifacts.fetch import Credentials, Fetcher, FetchReport, wanted
 from envbuild.descriptor import Descriptor, InstallFile
 from envbuild.errors import EnvbuildError
+from envbuild.fs import temp_dir
 from envbuild.lock import Lock, LockedPackage
 from envbuild.spec import Workspace
 
@@ -155,7 +155,7 @@ def transmute(ctx: ArtifactContext, lock: Lock) -> int:
         todo.append((pkg, src))
     if not todo:
         return 0
-    with tempfile.TemporaryDirectory(dir=ctx.cache.root, prefix=".transmute-") as tmp:
+    with temp_dir(".transmute-", near=ctx.cache.root) as tmp:
         results = transmute_many(
             [(src, Path(tmp)) for _, src in todo], ctx.preferred_format, ctx.zstd_level, 2
         )
