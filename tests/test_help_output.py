@@ -141,3 +141,14 @@ def test_plain_lines_without_a_terminal(ws, run_cli):
     assert "\r" not in result.stdout + result.stderr and "\x1b" not in result.stderr
     assert result.stdout == ".  resolve:b@linux-64\n"
     assert result.stderr == "locked b@linux-64: 2 packages\n1 lock up to date\n"
+
+
+def test_noop_of_the_whole_graph_is_one_line(ws, run_cli):
+    """The default tasks (resolve, fetch, build, transmute, upload to the workspace's local
+    store) a second time: one line for all of them."""
+    first = run_cli(ws)
+    assert first.returncode == 0, first.stderr
+    again = run_cli(ws)
+    assert (again.returncode, again.stdout, again.stderr) == (
+        0, "", "2 locks, fetch, build, transmute, upload of 2 env x arch up to date\n"
+    )  # fmt: skip
