@@ -30,10 +30,12 @@ def _print_error(exc: EnvbuildError) -> None:
         _print_err(problem)
 
 
-def _locks(ws: Workspace, env: str, arch: str | None, partial: bool = False) -> list[Lock]:
+def _locks(
+    ws: Workspace, env: str, arch: str | None, missing: list[str] | None = None
+) -> list[Lock]:
     """The locks of ``env`` (of ``arch``, or of every arch it targets). A missing lock is an
-    error naming the command that writes it; with ``partial``, the locks that exist are
-    returned and each missing one is reported on stderr (:data:`MISSING` counts them)."""
+    error naming the command that writes it; given a ``missing`` list, the locks that exist
+    are returned, and each missing one is reported on stderr and added to the list."""
     from envbuild.clihelp import nearest
     from envbuild.errors import LockError
 
@@ -51,16 +53,13 @@ def _locks(ws: Workspace, env: str, arch: str | None, partial: bool = False) -> 
             error = LockError(
                 f"{rel}: no lockfile: run `envbuild resolve env={env} arch={a}` first"
             )
-            if not partial:
+            if missing is None:
                 raise error
             _print_err(str(error))
-            MISSING.append(str(rel))
+            missing.append(str(rel))
             continue
         out.append(read_lock(path))
     return out
-
-
-MISSING: list[str] = []  # locks ``show`` did not find (it shows the others, then exits 2)
 
 
 def show_json(lock: Lock) -> dict[str, object]:
@@ -145,14 +144,14 @@ def _own_command(argv: Sequence[str], root: Path) -> int:
     ws = load_workspace(root)
 
     if args.cmd == "show":
-        MISSING.clear()
-        locks = _locks(ws, args.env, args.arch, partial=True)
+        missing: list[str] = []
+        locks = _locks(ws, args.env, args.arch, missing)
         if locks and args.json:
             docs = [show_json(lock) for lock in locks]
             print(json.dumps(docs[0] if args.arch else docs, indent=2, sort_keys=True))
         elif locks:
             print(show_text(ws, locks))
-        return 2 if MISSING else 0
+        return 2 if missing else 0
     from envbuild.exports import ONE_ARCH, localize, to_conda_lock, to_pylock, to_requirements
 
     if args.format in ONE_ARCH:  # explicit, requirements, pylock
