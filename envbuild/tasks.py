@@ -123,10 +123,12 @@ def _reporter(
                     self.restore.append(functools.partial(handler.setStream, old))
 
         def execute_task(self, task: Any) -> None:
-            if self.progress is not None and _counted(task.name):
-                self.progress.start(*task.name.split(":", 1))
-            else:
+            if self.progress is None:
                 super().execute_task(task)
+            elif _counted(task.name):
+                self.progress.start(*task.name.split(":", 1))
+            elif task.actions and not task.name.startswith("_"):  # resolve:prune, extras
+                self.progress.status.write(f".  {task.title()}\n")  # above the status
 
         def add_success(self, task: Any) -> None:
             if self.progress is not None and _counted(task.name):
