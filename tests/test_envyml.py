@@ -119,15 +119,7 @@ def test_no_sys_packages(full: ParsedSpec) -> None:
         ),
         (
             ("linux-aarch64",),
-            {
-                "numpy >=1.26",
-                "pandas 2.*",
-                "scipy >=1.11,<2",
-                "libgcc",
-                "arm-only",
-                "everywhere",
-                "pip",
-            },
+            {"numpy >=1.26", "pandas 2.*", "scipy >=1.11,<2", "libgcc", "arm-only", "everywhere", "pip"},
         ),
         (
             ("osx-64",),
@@ -135,15 +127,7 @@ def test_no_sys_packages(full: ParsedSpec) -> None:
         ),
         (
             ("osx-arm64",),
-            {
-                "numpy >=1.26",
-                "pandas 2.*",
-                "scipy >=1.11,<2",
-                "clang",
-                "arm-only",
-                "everywhere",
-                "pip",
-            },
+            {"numpy >=1.26", "pandas 2.*", "scipy >=1.11,<2", "clang", "arm-only", "everywhere", "pip"},
         ),
     ],
 )
@@ -316,9 +300,7 @@ def test_bad_selector(selector: str, expected: str) -> None:
     ],
 )
 def test_bad_pip_entry(entry: str, message: str) -> None:
-    text = (
-        f"channels: [conda-forge]\ndependencies:\n  - numpy\n  - pip:\n    - flask\n    - {entry}\n"
-    )
+    text = f"channels: [conda-forge]\ndependencies:\n  - numpy\n  - pip:\n    - flask\n    - {entry}\n"
     assert problems(text) == [f"{PATH}:6: {message}"]
 
 
@@ -343,10 +325,7 @@ def test_not_a_list(text: str, expected: str) -> None:
             "dependencies:\n  - scipy>>1\n",
             f"{PATH}:2: 'scipy>>1' is not a valid conda spec: unable to parse version spec: >>1",
         ),
-        (
-            "dependencies:\n  - {a: 1}\n",
-            f"{PATH}:2: a dependency must be a conda spec or a 'pip:' list",
-        ),
+        ("dependencies:\n  - {a: 1}\n", f"{PATH}:2: a dependency must be a conda spec or a 'pip:' list"),
     ],
 )
 def test_problem_reported_once_for_several_archs(text: str, expected: str) -> None:
@@ -493,12 +472,8 @@ def _exprs() -> st.SearchStrategy[tuple[str, tuple[str, ...]]]:
         everything = frozenset(ARCHS)
         return st.one_of(
             children.map(lambda c: (f"not ({c[0]})", everything - c[1])),
-            st.tuples(children, children).map(
-                lambda p: (f"({p[0][0]}) and ({p[1][0]})", p[0][1] & p[1][1])
-            ),
-            st.tuples(children, children).map(
-                lambda p: (f"({p[0][0]}) or ({p[1][0]})", p[0][1] | p[1][1])
-            ),
+            st.tuples(children, children).map(lambda p: (f"({p[0][0]}) and ({p[1][0]})", p[0][1] & p[1][1])),
+            st.tuples(children, children).map(lambda p: (f"({p[0][0]}) or ({p[1][0]})", p[0][1] | p[1][1])),
         )
 
     return st.recursive(leaves, extend, max_leaves=8).map(lambda e: (e[0], tuple(sorted(e[1]))))
@@ -512,35 +487,20 @@ def test_evaluate_matches_oracle(case: tuple[str, tuple[str, ...]]) -> None:
         assert evaluate(expr, arch) is (arch in true_on)
 
 
-_SELECTORS = [
-    None,
-    "linux",
-    "osx",
-    "arm64",
-    "x86_64",
-    "linux and not aarch64",
-    "osx64",
-    "win",
-    "unix",
-]
+_SELECTORS = [None, "linux", "osx", "arm64", "x86_64", "linux and not aarch64", "osx64", "win", "unix"]
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     deps=st.lists(
-        st.tuples(
-            st.sampled_from(["numpy", "scipy", "zlib", "libgcc", "mkl", "clang"]),
-            st.sampled_from(_SELECTORS),
-        ),
+        st.tuples(st.sampled_from(["numpy", "scipy", "zlib", "libgcc", "mkl", "clang"]), st.sampled_from(_SELECTORS)),
         max_size=8,
         unique_by=lambda d: d[0],
     ),
 )
 def test_selected_deps_get_arch_restrictions(deps: list[tuple[str, str | None]]) -> None:
     # zlib-base is never selected out, so "dependencies" is a list on every arch.
-    lines = ["dependencies:", "  - zlib-base"] + [
-        f"  - {n}" + (f"  # [{s}]" if s else "") for n, s in deps
-    ]
+    lines = ["dependencies:", "  - zlib-base"] + [f"  - {n}" + (f"  # [{s}]" if s else "") for n, s in deps]
     spec = parse_environment_yml("\n".join(lines) + "\n", PATH)
     expected: dict[str, tuple[str, ...]] = {"zlib-base": ()}
     for name, sel in deps:
@@ -548,6 +508,4 @@ def test_selected_deps_get_arch_restrictions(deps: list[tuple[str, str | None]])
         if on:
             expected[name] = () if on == ARCHS else on
     assert by_value(spec.conda) == expected
-    assert [d.value for d in spec.conda if d.archs == ()] == [
-        n for n in expected if expected[n] == ()
-    ]
+    assert [d.value for d in spec.conda if d.archs == ()] == [n for n in expected if expected[n] == ()]

@@ -28,16 +28,13 @@ def test_check_arch_accepts_supported(arch: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "arch",
-    ["", "win-64", "linux-32", "noarch", "osx-aarch64", "linux-arm64", "Linux-64", " linux-64"],
+    "arch", ["", "win-64", "linux-32", "noarch", "osx-aarch64", "linux-arm64", "Linux-64", " linux-64"]
 )
 def test_check_arch_refuses_others(arch: str) -> None:
     assert check_arch(arch) is False
 
 
-@pytest.mark.parametrize(
-    ("arch", "family"), [*((a, "linux") for a in LINUX), *((a, "osx") for a in OSX)]
-)
+@pytest.mark.parametrize(("arch", "family"), [*((a, "linux") for a in LINUX), *((a, "osx") for a in OSX)])
 def test_os_of(arch: str, family: str) -> None:
     assert os_of(arch) == family
 
@@ -100,12 +97,7 @@ def test_osx_archs_have_osx_not_glibc(arch: str) -> None:
 
 @pytest.mark.parametrize(
     ("arch", "build"),
-    [
-        ("linux-64", "x86_64"),
-        ("linux-aarch64", "aarch64"),
-        ("osx-64", "x86_64"),
-        ("osx-arm64", "arm64"),
-    ],
+    [("linux-64", "x86_64"), ("linux-aarch64", "aarch64"), ("osx-64", "x86_64"), ("osx-arm64", "arm64")],
 )
 def test_archspec_build(arch: str, build: str) -> None:
     assert names(arch)["__archspec"] == ("1", build)
@@ -199,9 +191,7 @@ def test_virtual_packages_never_probes_the_host(monkeypatch: pytest.MonkeyPatch)
         ("darwin", "AArch64", "osx-arm64"),
     ],
 )
-def test_host_arch(
-    monkeypatch: pytest.MonkeyPatch, system: str, machine: str, expected: str
-) -> None:
+def test_host_arch(monkeypatch: pytest.MonkeyPatch, system: str, machine: str, expected: str) -> None:
     monkeypatch.setattr(platforms.sys, "platform", system)
     monkeypatch.setattr(platform, "machine", lambda: machine)
     assert platforms.host_arch() == expected

@@ -85,7 +85,7 @@ def test_requires_python_whitespace_is_normalised() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "[tool.black]\nline-length = 100\n",
+        '[tool.black]\nline-length = 100\n',
         "",
         'project = "web"\n',
         '[build-system]\nrequires = ["setuptools"]\n',

@@ -681,13 +681,7 @@ def test_list(graph_ws, run_cli):
     result = run_cli(graph_ws, "list")
     assert_ok(result)
     assert [ln.split()[0] for ln in result.stdout.splitlines()] == [
-        "build",
-        "channel",
-        "create",
-        "fetch",
-        "resolve",
-        "transmute",
-        "upload",
+        "build", "channel", "create", "fetch", "resolve", "transmute", "upload"
     ]
     result = run_cli(graph_ws, "list", "--all")
     assert_ok(result)

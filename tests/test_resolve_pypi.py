@@ -335,10 +335,7 @@ def test_editing_a_local_source_tree_re_resolves_its_env(sources, py_channel, ru
     write_manifest(
         ws,
         ws_settings(py_channel, idx, ["osx-arm64"]),
-        {
-            "src": {"python": "3.11", "pypi": ["./localpkg"]},
-            "other": {"python": "3.11", "pypi": ["dep"]},
-        },
+        {"src": {"python": "3.11", "pypi": ["./localpkg"]}, "other": {"python": "3.11", "pypi": ["dep"]}},
     )
     assert_ok(run_cli(ws, "resolve"))
     again = run_cli(ws, "resolve")
@@ -370,10 +367,7 @@ def test_needs_build_foreign_arch(sources, py_channel, run_cli):
     assert_ok(run_cli(ws, "resolve", "env=sdist"))
     pkgs = pypi_pkgs(ws, "sdist", foreign)
     assert sorted(pkgs) == ["dep", "srconly"]
-    assert (pkgs["srconly"]["filename"], pkgs["srconly"]["version"]) == (
-        "srconly-3.0.tar.gz",
-        "3.0",
-    )
+    assert (pkgs["srconly"]["filename"], pkgs["srconly"]["version"]) == ("srconly-3.0.tar.gz", "3.0")
     assert pkgs["srconly"]["url"] == idx.file_url("srconly-3.0.tar.gz")
     assert pkgs["srconly"]["sha256"] == sha256_hex(idx.files["srconly-3.0.tar.gz"])
 
