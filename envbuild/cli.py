@@ -8,10 +8,11 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from envbuild import __version__
 from envbuild.channels import channel_url
-from envbuild.errors import EnvbuildError, format_error
+from envbuild.errors import EnvbuildError, SpecError, format_error
 from envbuild.ids import coresolved_id
 from envbuild.lock import Lock, read_lock
 from envbuild.spec import Workspace, load_workspace
@@ -23,15 +24,42 @@ def _print_err(message: str) -> None:
     sys.stderr.write(format_error(message))
 
 
-def _locks(ws: Workspace, env: str, arch: str | None) -> list[Lock]:
+def _print_error(exc: EnvbuildError) -> None:
+    """One ``envbuild: error:`` line per problem (a SpecError holds several)."""
+    for problem in exc.problems if isinstance(exc, SpecError) else [str(exc)]:
+        _print_err(problem)
+
+
+def _locks(
+    ws: Workspace, env: str, arch: str | None, missing: list[str] | None = None
+) -> list[Lock]:
+    """The locks of ``env`` (of ``arch``, or of every arch it targets). A missing lock is an
+    error naming the command that writes it; given a ``missing`` list, the locks that exist
+    are returned, and each missing one is reported on stderr and added to the list."""
+    from envbuild.clihelp import nearest
+    from envbuild.errors import LockError
+
     spec = ws.env(env)
     if arch and arch not in spec.archs:
         raise EnvbuildError(
-            f"env '{env}' is not resolved for {arch}: its archs are {', '.join(spec.archs)} "
-            f"(set archs in [env.{env}] of envbuild.toml to add one)"
+            f"env '{env}' is not resolved for {arch}{nearest(arch, spec.archs)}: its archs are "
+            f"{', '.join(spec.archs)} (set archs in [env.{env}] of envbuild.toml to add one)"
         )
-    archs = [arch] if arch else list(spec.archs)
-    return [read_lock(ws.lock_path(env, a)) for a in archs]
+    out = []
+    for a in [arch] if arch else list(spec.archs):
+        path = ws.lock_path(env, a)
+        if not path.exists():
+            rel = path.relative_to(ws.root) if path.is_relative_to(ws.root) else path
+            error = LockError(
+                f"{rel}: no lockfile: run `envbuild resolve env={env} arch={a}` first"
+            )
+            if missing is None:
+                raise error
+            _print_err(str(error))
+            missing.append(str(rel))
+            continue
+        out.append(read_lock(path))
+    return out
 
 
 def show_json(lock: Lock) -> dict[str, object]:
@@ -95,8 +123,12 @@ def show_text(ws: Workspace, locks: list[Lock]) -> str:
 def _own_command(argv: Sequence[str], root: Path) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="envbuild")
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:  # one line, exit 2, no usage dump
+            raise EnvbuildError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+    parser = Parser(prog="envbuild")
+    sub = parser.add_subparsers(dest="cmd", required=True, parser_class=Parser)
     p_show = sub.add_parser("show", help="show a resolved env (its lock)")
     p_show.add_argument("env")
     p_show.add_argument("--arch")
@@ -110,16 +142,16 @@ def _own_command(argv: Sequence[str], root: Path) -> int:
     p_exp.add_argument("-o", "--output", required=True)
     args = parser.parse_args(argv)
     ws = load_workspace(root)
-    from envbuild.fs import atomic_write
 
     if args.cmd == "show":
-        locks = _locks(ws, args.env, args.arch)
-        if args.json:
+        missing: list[str] = []
+        locks = _locks(ws, args.env, args.arch, missing)
+        if locks and args.json:
             docs = [show_json(lock) for lock in locks]
             print(json.dumps(docs[0] if args.arch else docs, indent=2, sort_keys=True))
-        else:
+        elif locks:
             print(show_text(ws, locks))
-        return 0
+        return 2 if missing else 0
     from envbuild.exports import ONE_ARCH, localize, to_conda_lock, to_pylock, to_requirements
 
     if args.format in ONE_ARCH:  # explicit, requirements, pylock
@@ -139,8 +171,35 @@ def _own_command(argv: Sequence[str], root: Path) -> int:
         local = {name: ws.local_channel_dir(name) for name, _ in ws.local_channels}
         urls = [channel_url(c, ws.root, local) for c in spec.channels]
         text = to_conda_lock([localize(x, ws.root) for x in _locks(ws, args.env, args.arch)], urls)
-    atomic_write(Path(args.output), text)
+    _write_output(args.output, text)
     return 0
+
+
+def _write_output(output: str, text: str) -> None:
+    """``-o -`` is stdout; a device or pipe (``/dev/stdout``) is written as it is; a file is
+    replaced atomically."""
+    import stat
+
+    from envbuild.fs import atomic_write
+
+    if output == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(output)
+    try:
+        special = not stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        special = False
+    if special:
+        with path.open("w", encoding="utf-8") as out:
+            out.write(text)
+        return
+    try:
+        atomic_write(path, text)
+    except OSError as exc:
+        raise EnvbuildError(
+            f"{output}: cannot write ({exc.strerror or exc}): choose another -o"
+        ) from None
 
 
 def _resolve_options(args: list[str]) -> tuple[list[str], bool, bool]:
@@ -258,35 +317,96 @@ def _setup_logging() -> None:
         report.propagate = False
 
 
+def _verbose_option(args: list[str]) -> tuple[list[str], bool]:
+    """Take ``-v`` / ``--verbose`` (per-task lines) out of argv; doit's own ``-v N``
+    (``--verbosity``) stays, and also gives per-task lines."""
+    out, verbose = [], False
+    for i, arg in enumerate(args):
+        following = args[i + 1] if i + 1 < len(args) else ""
+        if arg == "--verbose" or (arg == "-v" and not following.isdigit()):
+            verbose = True
+        else:
+            out.append(arg)
+    return out, verbose
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point. ``-C DIR`` picks the workspace (default: the current directory)."""
+    """Entry point. ``-C DIR`` picks the workspace (default: the current directory).
+    Exit codes: 0 done, 1 ``resolve --check`` found locks not current, 2 user errors (one
+    line per problem on stderr), 130 interrupted, 141 stdout closed early."""
     args = list(sys.argv[1:] if argv is None else argv)
     _setup_logging()
     root = Path(".")
     if args[:1] == ["-C"] and len(args) > 1:
         root, args = Path(args[1]), args[2:]
+    args, verbose = _verbose_option(args)
     if args[:1] == ["--version"]:
         print(f"envbuild {__version__}")
         return 0
     try:
-        from envbuild.commands import dispatch
+        if args in (["--help"], ["-h"], ["help"]):
+            from envbuild.clihelp import help_text
 
-        # create REF / --from-bundle, pack, alias, get, show REF: envbuild/commands.py
-        if (done := dispatch(args, root)) is not None:
-            return done
-        if args[:1] and args[0] in OWN_COMMANDS:
-            return _own_command(args, root)
-        args, check, as_json = _resolve_options(args)
-        if check:
-            return run_check(root, args, as_json)
-        args, alias = _alias_option(args)
-        code = _run_doit(args, root)
-        if code == 0 and alias:
-            set_workspace_alias(root, args, alias)
-        return code
+            print(help_text(__version__), end="")
+            return 0
+        return _main(args, root, verbose)
     except EnvbuildError as exc:
-        _print_err(str(exc))
+        _print_error(exc)
         return exc.exit_code
+    except KeyboardInterrupt as exc:
+        return _interrupted(isinstance(exc, Terminated))
+    except BrokenPipeError:
+        return _stdout_closed()
+    finally:
+        from envbuild.fs import remove_own_temp
+
+        remove_own_temp()
+
+
+def _main(args: list[str], root: Path, verbose: bool) -> int:
+    from envbuild.commands import dispatch
+
+    # create REF / --from-bundle, pack, alias, get, show REF: envbuild/commands.py
+    if (done := dispatch(args, root)) is not None:
+        return done
+    if args[:1] and args[0] in OWN_COMMANDS:
+        return _own_command(args, root)
+    args, check, as_json = _resolve_options(args)
+    if check:
+        return run_check(root, args, as_json)
+    args, alias = _alias_option(args)
+    code = _run_doit(args, root, verbose)
+    if code == 0 and alias:
+        set_workspace_alias(root, args, alias)
+    return code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _interrupted(terminated: bool = False) -> int:
+    """Ctrl-C (or SIGTERM): stop the children (their process groups), say so on one line;
+    exit 130 (143). envbuild's temp dirs go in :func:`main`'s ``finally``."""
+    from envbuild.runner import stop_children
+
+    stop_children()
+    sys.stderr.write(f"\nenvbuild: {'terminated' if terminated else 'interrupted'}\n")
+    return 143 if terminated else 130
+
+
+def _stdout_closed() -> int:
+    """stdout was closed early (``envbuild show x | head -1``): stop quietly, as a program
+    killed by SIGPIPE would, with no error at exit."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
 
 
 def _import_doit_plugins_without_metadata() -> None:
@@ -322,23 +442,54 @@ def _import_doit_plugins_without_metadata() -> None:
     doit.plugin.entry_points_impl = lambda: lambda group: []
 
 
-def _run_doit(args: list[str], root: Path) -> int:
+def _run_doit(args: list[str], root: Path, verbose: bool = False) -> int:
     _import_doit_plugins_without_metadata()
     from doit.doit_cmd import DoitMain
 
     from envbuild import tasks
+    from envbuild.clihelp import DoitErrors, check_command, check_filters
+    from envbuild.platforms import ARCHS
 
+    check_command(args, tasks.STAGES)
     preloaded = None
     if args[:1] != ["help"] and "--help" not in args:
         preloaded = load_workspace(root.resolve())  # user errors: one line, exit 2
+        names = [e.name for e in preloaded.envs]
+        check_filters(args, names, ARCHS, "envbuild.toml")
+        if _runs_tasks(args):
+            from envbuild.fs import remove_stale_temp, set_temp_root
+            from envbuild.localchannel import load_recipes
+            from envbuild.readonly import read_only_run
+
+            for _, rdir in preloaded.local_channels:  # recipe errors: one line each, exit 2
+                load_recipes(preloaded.root / rdir)
+            if (code := read_only_run(preloaded, args)) is not None:
+                return code
+            remove_stale_temp(preloaded.state_dir / "tmp")  # left by killed runs
+            set_temp_root(preloaded.state_dir / "tmp")
     tasks.FAILURES.clear()
-    loader = tasks.task_loader(root, preloaded)
+    loader = tasks.task_loader(root, preloaded, verbose=verbose or _doit_verbosity(args))
     main = DoitMain(loader, config_filenames=())
     main.BIN_NAME = "envbuild"
-    code = main.run(args)
+    with DoitErrors() as errors:
+        code = main.run(args)
+    if code == 3 and errors.seen:  # doit's own usage errors are user errors too
+        code = 2
     if tasks.FAILURES:  # user errors, already reported on stderr
         return 2
     return int(code or 0)
+
+
+def _doit_verbosity(args: list[str]) -> bool:
+    return any(a.startswith("--verbosity") for a in args) or any(a == "-v" for a in args)
+
+
+def _runs_tasks(args: list[str]) -> bool:
+    """True when doit will run tasks (no command, ``run``, or task names first)."""
+    first = next((a for a in args if not a.startswith("-") and "=" not in a), None)
+    from envbuild.clihelp import DOIT_COMMANDS
+
+    return first is None or first == "run" or first not in DOIT_COMMANDS
 
 
 def entry() -> None:
@@ -348,10 +499,19 @@ def entry() -> None:
     solve (about 1 run in 10 in a bare script here); every result is already written and
     flushed at this point, so exiting directly keeps the exit code true.
     """
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     code = main()
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = code or _stdout_closed()
+    try:
+        sys.stderr.flush()
+    except OSError:
+        pass
     os._exit(code)
 
 

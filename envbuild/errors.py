@@ -47,6 +47,20 @@ def collect(problems: list[str]) -> None:
         raise SpecError(problems)
 
 
+def toml_problem(shown: str, exc: Exception, source: str = "") -> str:
+    """A TOML syntax error of file ``shown`` (whose text is ``source``) as one problem:
+    ``FILE:LINE: not valid TOML: WHAT (at line L, column C): fix the syntax there``."""
+    import re
+
+    text = str(exc)
+    match = re.search(r"\(at line (\d+), column \d+\)", text)
+    if match:
+        shown += f":{match.group(1)}"
+    elif "(at end of document)" in text and source:
+        shown += f":{len(source.splitlines()) or 1}"
+    return f"{shown}: not valid TOML: {text}: fix the syntax there"
+
+
 def format_error(message: str) -> str:
     """A user error as the CLI prints it: ``envbuild: error: FIRST LINE`` and any further
     lines (a solver's explanation) indented below."""

@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 FileDigest = Callable[[str], bytes]  # the sha256 digest of one file's content
+
+
+def read_utf8(path: Path, shown: str) -> str:
+    """The text of ``path``, which must be UTF-8 (a leading BOM is kept for the parser);
+    otherwise a SpecError naming ``shown`` and the line of the first bad byte."""
+    from envbuild.errors import SpecError
+
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError(
+            [
+                f"{shown}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+                f"{column}): save the file as UTF-8"
+            ]
+        ) from None
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -207,3 +228,121 @@ class HashCache:
             digest.update(f"{rel}\0{st.st_size}:{st.st_mtime_ns}:{st.st_ino}\n".encode())
             newest = max(newest, st.st_mtime_ns)
         return "d:" + digest.hexdigest(), newest
+
+
+# --------------------------------------------------------------------------- temp dirs
+# envbuild's scratch directories live under one root (``.envbuild/tmp`` of the workspace,
+# set by the CLI; the system's temp dir for library use), inside a directory of this
+# process, ``<pid>-<random>``, whose ``.lock`` file this process holds an flock on. The
+# kernel drops the flock when the process dies, even by ``kill -9``: the next run removes
+# every directory whose lock it can take (:func:`remove_stale_temp`).
+
+_TEMP: dict[str, Any] = {}  # "root": Path; "own": Path; "fd": the held lock's descriptor
+_TEMP_LOCK = threading.Lock()
+
+
+def set_temp_root(root: Path | None) -> None:
+    """Put this process's scratch directories under ``root`` (None: the system's)."""
+    with _TEMP_LOCK:
+        _TEMP["root"] = root
+
+
+def _own_temp() -> Path | None:
+    """This process's directory under the temp root, made (and locked) on first use."""
+    import fcntl
+
+    with _TEMP_LOCK:
+        root = _TEMP.get("root")
+        if root is None:
+            return None
+        own: Path | None = _TEMP.get("own")
+        if own is not None and own.parent == root:
+            return own
+        root.mkdir(parents=True, exist_ok=True)
+        name = f"{os.getpid()}-{os.urandom(4).hex()}"
+        fd = os.open(root / f"{name}.lock", os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        own = root / name
+        own.mkdir()
+        _TEMP.update(own=own, fd=fd)
+        return own
+
+
+@contextlib.contextmanager
+def temp_dir(prefix: str, near: Path | None = None) -> Iterator[Path]:
+    """A scratch directory, removed on leaving (and by the next run after a crash).
+    ``near``: a directory the results will be renamed into; the scratch directory is made
+    on its filesystem (in it, when this process's temp dir is elsewhere)."""
+    base = _own_temp()
+    if near is not None and (base is None or not _same_device(base, near)):
+        base = near
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _same_device(a: Path, b: Path) -> bool:
+    try:
+        return a.stat().st_dev == b.stat().st_dev
+    except OSError:
+        return False
+
+
+def remove_own_temp() -> None:
+    """Remove this process's scratch directory and release its lock (at exit, or when
+    interrupted while threads may still be using it)."""
+    with _TEMP_LOCK:
+        own, fd = _TEMP.pop("own", None), _TEMP.pop("fd", None)
+    if own is None:
+        return
+    shutil.rmtree(own, ignore_errors=True)
+    Path(f"{own}.lock").unlink(missing_ok=True)
+    os.close(fd)
+
+
+def remove_stale_temp(root: Path) -> list[str]:
+    """Remove the scratch directories under ``root`` of processes that are gone (their lock
+    is free). Returns the names removed."""
+    import fcntl
+
+    removed: list[str] = []
+    try:
+        locks = sorted(root.glob("*.lock"))
+    except OSError:
+        return removed
+    for lock in locks:
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)  # held: its process is running
+            continue
+        try:
+            shutil.rmtree(lock.with_suffix(""), ignore_errors=True)
+            lock.unlink(missing_ok=True)
+            removed.append(lock.stem)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def unwritable(paths: Sequence[Path]) -> tuple[Path, str] | None:
+    """The first of ``paths`` (directories) where no file can be created, and why (the
+    OS's words), or None. A missing directory is tried at its nearest existing parent;
+    nothing is left behind."""
+    for path in paths:
+        probe = path
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        try:
+            fd, name = tempfile.mkstemp(prefix=".envbuild-write-test-", dir=probe)
+        except OSError as exc:
+            return path, (exc.strerror or str(exc)).lower()
+        os.close(fd)
+        os.unlink(name)
+    return None

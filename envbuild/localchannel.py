@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envbuild.errors import SpecError
-from envbuild.fs import make_dir_mode_default
+from envbuild.errors import SpecError, toml_problem
+from envbuild.fs import make_dir_mode_default, read_utf8, temp_dir
 from envbuild.platforms import ARCHS
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,19 @@ class Recipe:
         ]
         if bool(subdirs) == bool(data.get("noarch")):
             problems.append(f'{where}: give either subdirs = [...] or noarch = "generic"')
+        number = data.get("build_number", 0)
+        if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+            problems.append(f"{where}: build_number must be a whole number, like build_number = 0")
+        for key in ("depends", "constrains", "subdirs"):
+            value = data.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                problems.append(f'{where}: {key} must be a list of strings, like {key} = ["..."]')
+        if not isinstance(data.get("files", {}), dict):
+            problems.append(
+                f'{where}: files must map paths to contents, like files = {{"a" = "text"}}'
+            )
+        if problems:
+            raise SpecError(problems)
         if data.get("format", ".conda") not in (".conda", ".tar.bz2"):
             problems.append(f"{where}: format must be .conda or .tar.bz2")
         stamp = data.get("timestamp", EPOCH)
@@ -86,8 +99,21 @@ def load_recipes(recipes_dir: Path) -> list[Recipe]:
     recipes: list[Recipe] = []
     problems: list[str] = []
     for path in sorted(recipes_dir.glob("*.toml")):
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        for i, pkg in enumerate(data.get("package", [data])):
+        shown = f"{recipes_dir.name}/{path.name}"
+        try:
+            text = read_utf8(path, shown)
+            data = tomllib.loads(text)
+        except SpecError as exc:
+            problems += exc.problems
+            continue
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(toml_problem(shown, exc, text))
+            continue
+        packages = data.get("package", [data])
+        if not isinstance(packages, list) or not all(isinstance(p, dict) for p in packages):
+            problems.append(f"{shown}: [[package]] must be tables of recipes")
+            continue
+        for i, pkg in enumerate(packages):
             try:
                 recipes.append(Recipe.from_dict(pkg, f"{path.name} package {i + 1}"))
             except SpecError as exc:
@@ -102,7 +128,7 @@ def build_package(recipe: Recipe, subdir: str, out_dir: Path) -> Path:
     from conda_package_handling import api
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    with temp_dir("package-") as tmp:
         prefix = Path(tmp)
         paths = []
         for rel, content in recipe.files:

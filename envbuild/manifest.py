@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -9,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from envbuild.channels import channel_url, is_valid_channel, redact_text, redact_url
-from envbuild.errors import SpecError
+from envbuild.errors import SpecError, toml_problem
+from envbuild.fs import read_utf8
 from envbuild.parsers import (
     NODEFAULTS,
     Dep,
@@ -24,6 +27,16 @@ from envbuild.parsers import (
 from envbuild.parsers import binary as binary_options
 from envbuild.platforms import ARCHS, check_arch
 from envbuild.spec import DEFAULT_PYPI_INDEX, MANIFEST, EnvSpec, ResolverSettings, Workspace
+from envbuild.validate import (
+    NOT_URL,
+    VIRTUAL_NAME,
+    VIRTUAL_VERSION,
+    has_location,
+    is_index_url,
+    is_python_version,
+    shown,
+    toml_value,
+)
 
 FORMATS = (".conda", ".tar.bz2")
 PRIORITIES = ("strict", "flexible", "disabled")
@@ -133,7 +146,7 @@ class _Checker:
                     "'nodefaults' is for environment.yml: here the list is the whole list "
                     "already (envbuild adds no channel implicitly): remove it",
                 )
-            elif not is_valid_channel(ch):
+            elif not is_valid_channel(ch) or ("://" in ch and not has_location(ch)):
                 self.add(table, "channels", f"'{ch}' is not a channel name, path or URL")
             else:
                 out.append(normalise_channel(ch, local))
@@ -159,7 +172,78 @@ class _Checker:
                 table, "virtual-packages", 'must map __names to versions, like __glibc = "2.28"'
             )
             return {}
-        return dict(value)
+        bad = False
+        for name, version in value.items():
+            if not VIRTUAL_NAME.match(name):
+                bad = True
+                self.add(
+                    table,
+                    "virtual-packages",
+                    f"{shown(name)} is not a virtual package name: use __ and a-z, 0-9, '_', "
+                    "like __glibc",
+                )
+            elif not VIRTUAL_VERSION.match(version.strip()):
+                bad = True
+                self.add(
+                    table,
+                    "virtual-packages",
+                    f"{shown(version)} is not a version for {name}: write digits and dots, "
+                    f'like {name} = "2.28" (or "VERSION=BUILD")',
+                )
+        return {} if bad else {k: v.strip() for k, v in value.items()}
+
+    def seconds(self, table: str, data: dict[str, Any], key: str) -> float | None:
+        """A positive, finite number of seconds; None when not given (or invalid)."""
+        value = data.get(key)
+        if value is None:
+            return None
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            self.add(
+                table,
+                key,
+                f"must be a positive number of seconds, like {key} = 120 (got {toml_value(value)})",
+            )
+            return None
+        return float(value)
+
+    def url(self, table: str, data: dict[str, Any], key: str) -> str | None:
+        """An index URL (http, https or file); None when not given (or invalid)."""
+        value = self.string(table, data, key)
+        if value is None or is_index_url(value):
+            return value
+        self.add(table, key, NOT_URL.format(shown(value)))
+        return None
+
+    def urls(self, table: str, data: dict[str, Any], key: str) -> tuple[str, ...] | None:
+        """A list of index URLs; the invalid ones are reported and left out."""
+        values = self.str_list(table, data, key)
+        if values is None:
+            return None
+        for value in values:
+            if not is_index_url(value):
+                self.add(table, key, NOT_URL.format(shown(value)))
+        return tuple(v for v in values if is_index_url(v))
+
+    def relative_dir(self, table: str, data: dict[str, Any], key: str) -> str | None:
+        """A directory inside the workspace, as a relative path; None when not given."""
+        value = self.string(table, data, key)
+        if value is None:
+            return None
+        parts = value.replace("\\", "/").split("/")
+        if not value or value.startswith(("/", "~")) or ".." in parts or ":" in parts[0]:
+            self.add(
+                table,
+                key,
+                f"{shown(value)} is outside the workspace: give a relative path inside it, "
+                f'like {key} = "locks"',
+            )
+            return None
+        return value
 
 
 def normalise_channel(channel: str, local: dict[str, str]) -> str:
@@ -177,7 +261,7 @@ def _read_spec_file(
     from envbuild.parsers.pyproject import parse_pyproject
     from envbuild.parsers.requirements import parse_requirements
 
-    text = (root / rel).read_text(encoding="utf-8")
+    text = read_utf8(root / rel, rel)
     if rel.endswith((".yml", ".yaml")):
         return parse_environment_yml(text, rel, root)
     if Path(rel).name == "pyproject.toml":
@@ -190,7 +274,7 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError([f"{MANIFEST}: not valid TOML: {exc}"]) from exc
+        raise SpecError([toml_problem(MANIFEST, exc, text)]) from None
     check = _Checker(text)
     for key in data:
         if key not in ("workspace", "env"):
@@ -223,9 +307,9 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
     ws_vp = check.virtual("workspace", ws)
     ws_prio = check.choice("workspace", ws, "channel-priority", PRIORITIES) or "strict"
     fmt = check.choice("workspace", ws, "preferred-format", FORMATS) or ".conda"
-    timeout = _seconds(check, "workspace", ws) or 120.0
-    index = check.string("workspace", ws, "pypi-index") or DEFAULT_PYPI_INDEX
-    ws_extra = check.str_list("workspace", ws, "extra-indexes") or ()
+    timeout = check.seconds("workspace", ws, "solve-timeout") or 120.0
+    index = check.url("workspace", ws, "pypi-index") or DEFAULT_PYPI_INDEX
+    ws_extra = check.urls("workspace", ws, "extra-indexes") or ()
     defaults = _Defaults(
         ws_archs,
         ws_channels,
@@ -247,12 +331,25 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
         if (spec := _env_spec(check, root, name, envs[name], defaults, local)) is not None
     ]
     store = check.string("workspace", ws, "store") or ".envbuild/store"
+    if "://" in store and not (store.startswith(("s3://", "file://")) and has_location(store)):
+        check.add(
+            "workspace",
+            "store",
+            f"{shown(store)} is not a store: give s3://BUCKET/PREFIX or a directory",
+        )
+    endpoint = check.string("workspace", ws, "store-endpoint")
+    if endpoint and not (endpoint.startswith(("http://", "https://")) and is_index_url(endpoint)):
+        check.add(
+            "workspace",
+            "store-endpoint",
+            f"{shown(endpoint)} is not an endpoint URL: write http(s)://HOST[:PORT]",
+        )
     store_options = tuple(
         (key, value)
         for key in ("store-endpoint", "store-region", "store-profile")
         if (value := check.string("workspace", ws, key))
     )
-    locks_dir = check.string("workspace", ws, "locks-dir") or "locks"
+    locks_dir = check.relative_dir("workspace", ws, "locks-dir") or "locks"
     _check_channel_tokens(check, specs)
     if check.problems:
         raise SpecError(check.problems)
@@ -313,24 +410,6 @@ class _Defaults:
     prefer_binary: bool
 
 
-def _seconds(check: _Checker, table: str, data: dict[str, Any]) -> float | None:
-    """``solve-timeout``: a positive, finite number of seconds; None when not given."""
-    import math
-
-    value = data.get("solve-timeout")
-    if value is None:
-        return None
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        check.add(table, "solve-timeout", "must be a positive number of seconds")
-        return None
-    return float(value)
-
-
 def _flag(check: _Checker, table: str, data: dict[str, Any], key: str) -> bool | None:
     """A true/false key; None when not given."""
     value = data.get(key)
@@ -370,7 +449,22 @@ def _env_spec(
         check.add(table, None, "must be a table")
         return None
     if not _ENV_NAME.match(name):
-        check.add(table, None, f"env name '{name}' may only hold a-z, 0-9, '_', '.', '-'")
+        header = table if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f"env.{json.dumps(name)}"
+        line = next(
+            (
+                i + 1
+                for i, text in enumerate(check.lines)
+                if re.match(r"^\s*\[\s*env\s*\.", text)
+                and re.sub(r"\s", "", text.split("#")[0])
+                in {f"[env.{key}]" for key in (name, json.dumps(name), f"'{name}'")}
+            ),
+            0,
+        )
+        check.problems.append(
+            f"{MANIFEST}{f':{line}' if line else ''}: [{header}]: env name {shown(name)} may "
+            "only hold a-z, 0-9, '_', '.', '-' and must start with a letter or digit (it names "
+            "a directory of locks): rename the table"
+        )
     check.keys(table, env, ENV_KEYS)
     archs = check.archs(table, env) or defaults.archs
     parsed = ParsedSpec()
@@ -388,7 +482,11 @@ def _env_spec(
     if rel is not None:
         kind_ok = rel.endswith((".yml", ".yaml", ".txt", ".in"))
         kind_ok = kind_ok or Path(rel).name == "pyproject.toml"
-        if not (root / rel).is_file():
+        if not rel:
+            check.add(table, "file", 'must name a spec file, like file = "environment.yml"')
+        elif (root / rel).is_dir():
+            check.add(table, "file", f"'{rel}' is a directory: name a spec file in it")
+        elif not (root / rel).is_file():
             check.add(
                 table,
                 "file",
@@ -409,7 +507,7 @@ def _env_spec(
             except SpecError as exc:
                 check.problems.extend(exc.problems)
     conda_inline: list[Dep] = []
-    python = None
+    python = conda_python = None
     for spec in check.str_list(table, env, "conda") or ():
         try:
             value = normalise_conda_spec(spec)
@@ -419,19 +517,34 @@ def _env_spec(
         pkg, _, version = value.partition(" ")
         if pkg == "python":
             python = python_version_spec(version) or "*"
+            conda_python = spec if version else None  # a bare "python" asks for no version
         else:
             conda_inline.append(Dep(value))
     py = env.get("python")
     if py is not None:
         if not isinstance(py, str) or not py.strip():
             check.add(table, "python", 'must be a version string, like python = "3.11"')
+        elif not is_python_version(py.strip()):
+            check.add(
+                table,
+                "python",
+                f'{shown(py)} is not a python version: write one like python = "3.11", '
+                '"3.11.4" or ">=3.10,<3.13"',
+            )
+        elif conda_python is not None and python_version_spec(py) != python:
+            check.add(
+                table,
+                "python",
+                f"python = {json.dumps(py)} contradicts '{conda_python}' in conda: give the "
+                "python version once (remove one of them)",
+            )
         else:
             python = python_version_spec(py)
     inline = _inline_pypi(check, table, check.str_list(table, env, "pypi") or ())
     merged = combine(parsed, ParsedSpec(conda=tuple(conda_inline), python=python), inline)
     spec_channels = []
     for ch in expand_defaults(merged.channels):  # --conda-channel defaults too
-        if is_valid_channel(ch):
+        if is_valid_channel(ch) and ("://" not in ch or has_location(ch)):
             spec_channels.append(normalise_channel(ch, local))
         else:
             where = files[0] if files else f"{MANIFEST} [{table}] pypi"
@@ -475,7 +588,7 @@ def _env_spec(
     for problem in problems:
         check.add(table, None, problem)
     vp = dict(defaults.virtual) | check.virtual(table, env) | dict(merged.sys)
-    env_extra = check.str_list(table, env, "extra-indexes") or ()
+    env_extra = check.urls(table, env, "extra-indexes") or ()
     extra_idx = tuple(dict.fromkeys(defaults.extra_indexes + env_extra + merged.extra_indexes))
     secrets: dict[str, str] = {}
 
@@ -517,7 +630,7 @@ def _env_spec(
         settings=ResolverSettings(
             channel_priority=check.choice(table, env, "channel-priority", PRIORITIES)
             or defaults.priority,
-            solve_timeout=_seconds(check, table, env) or defaults.timeout,
+            solve_timeout=check.seconds(table, env, "solve-timeout") or defaults.timeout,
             pypi_resolver=check.choice(table, env, "pypi-resolver", PYPI_RESOLVERS)
             or defaults.pypi_resolver,
             exclude_newer=_timestamp(check, table, env) or defaults.exclude_newer,

@@ -9,7 +9,6 @@ import json
 import logging
 import re
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from envbuild.errors import EnvbuildError, format_error
-from envbuild.fs import atomic_write
+from envbuild.fs import atomic_write, temp_dir
 from envbuild.runner import Runner, run
 
 log = logging.getLogger(__name__)
@@ -222,7 +221,7 @@ def regenerate(
 ) -> Path:
     """Write the table built from ``wheel`` (downloaded when None) to ``output``."""
     if wheel is None:
-        with tempfile.TemporaryDirectory(prefix="envbuild-conda-pypi-") as tmp:
+        with temp_dir("conda-pypi-") as tmp:
             data = table_from_wheel(download_wheel(Path(tmp), version, runner))
     else:
         data = table_from_wheel(wheel)

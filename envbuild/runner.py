@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import signal
 import subprocess
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -51,6 +54,11 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+_LIVE: set[subprocess.Popen[str]] = set()  # children running now (stopped on Ctrl-C)
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+
+
 def run(
     cmd: Sequence[str],
     *,
@@ -58,24 +66,64 @@ def run(
     cwd: Path | None = None,
     timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``cmd``; raise :class:`ToolError` (message and stderr redacted) when it fails."""
+    """Run ``cmd``; raise :class:`ToolError` (message and stderr redacted) when it fails.
+
+    The child runs in its own process group (session), so that a timeout or
+    :func:`stop_children` stops it with everything it started (uv's build backends)."""
     shown = redact_text(shlex.join(str(c) for c in cmd))
     log.info("run: %s", shown)
+    if _STOPPING.is_set():
+        raise ToolError(f"`{shown}` not started: envbuild is stopping")
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [str(c) for c in cmd],
             env=dict(env) if env is not None else None,
             cwd=cwd,
-            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
-            check=False,
+            start_new_session=True,
         )
     except FileNotFoundError:
         raise ToolError(f"{cmd[0]}: command not found: install it or fix PATH") from None
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        _kill_group(proc, signal.SIGKILL)
+        proc.communicate()
         raise ToolError(f"`{shown}` took longer than {timeout:g} s and was stopped") from None
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
     if proc.returncode:
-        err = redact_text(proc.stderr.strip() or proc.stdout.strip())
+        err = redact_text(stderr.strip() or stdout.strip())
         raise ToolError(f"`{shown}` failed (exit {proc.returncode}):\n{err}", err, proc.returncode)
-    return proc
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def _kill_group(proc: subprocess.Popen[str], sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_children(grace: float = 2.0) -> int:
+    """Stop every child :func:`run` started (SIGTERM to its process group, SIGKILL after
+    ``grace`` seconds) and refuse new ones. Returns how many were running."""
+    _STOPPING.set()
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for proc in live:
+        _kill_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in live:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        _kill_group(proc, signal.SIGKILL)  # its group may outlive it
+    return len(live)

@@ -265,11 +265,12 @@ class Workspace:
 
 def load_workspace(root: Path) -> Workspace:
     """Parse ``root/envbuild.toml`` and every spec file it names. Collects all problems."""
+    from envbuild.fs import read_utf8
     from envbuild.manifest import parse_manifest
 
     path = root / MANIFEST
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path, MANIFEST)
     except FileNotFoundError:
         raise SpecError(
             [f"{path}: not found: run envbuild in a workspace directory holding {MANIFEST}"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -82,16 +83,75 @@ def _user_error(what: str, exc: EnvbuildError) -> Exception:
     return error
 
 
-def _reporter(summary: Callable[[], list[str]] = list) -> type:
+def _reporter(
+    summary: Callable[[], list[str]] = list,
+    verbose: bool = True,
+    terminal: Callable[[Any], bool] | None = None,
+) -> type:
     """doit's console reporter, except that user errors go to stderr as
-    ``envbuild: error: ...`` lines, once, without doit's failure dump."""
+    ``envbuild: error: ...`` lines, once, without doit's failure dump.
+
+    Unless ``verbose``, up-to-date tasks are counted, not listed: the run ends with one
+    line (``60 locks up to date``). On a terminal, a status line says which tasks run and
+    how many of their stage are done; elsewhere each task that runs gets doit's plain
+    ``.  NAME`` line. ``terminal``: whether a stream is a terminal (default:
+    :func:`envbuild.progress.is_terminal`)."""
     from doit.reporter import ConsoleReporter
+
+    from envbuild.progress import Progress, StatusLine, is_terminal
 
     class Reporter(ConsoleReporter):  # type: ignore[misc]
         failures: list[dict[str, Any]]
 
+        def initialize(self, tasks: dict[str, Any], selected: list[str]) -> None:
+            self.uptodate: dict[str, int] = {}
+            self.progress: Progress | None = None
+            self.restore: list[Callable[[], None]] = []
+            if verbose or not (terminal or is_terminal)(sys.stderr):
+                return
+            totals: dict[str, int] = {}
+            for name in tasks:
+                if _counted(name):
+                    stage = name.split(":", 1)[0]
+                    totals[stage] = totals.get(stage, 0) + 1
+            status = StatusLine(sys.stderr).__enter__()  # left in complete_run
+            self.restore.append(status.__exit__)
+            self.progress = Progress(status, totals)
+            for handler in logging.getLogger("envbuild.report").handlers:
+                if isinstance(handler, logging.StreamHandler):
+                    old = handler.setStream(status)  # report lines pass above the status
+                    self.restore.append(functools.partial(handler.setStream, old))
+
+        def execute_task(self, task: Any) -> None:
+            if self.progress is None:
+                super().execute_task(task)
+            elif _counted(task.name):
+                self.progress.start(*task.name.split(":", 1))
+            elif task.actions and not task.name.startswith("_"):  # resolve:prune, extras
+                self.progress.status.write(f".  {task.title()}\n")  # above the status
+
+        def add_success(self, task: Any) -> None:
+            if self.progress is not None and _counted(task.name):
+                self.progress.finish(*task.name.split(":", 1))
+
+        def skip_uptodate(self, task: Any) -> None:
+            if verbose:
+                super().skip_uptodate(task)
+                return
+            if _counted(task.name):
+                stage = task.name.split(":", 1)[0]
+                self.uptodate[stage] = self.uptodate.get(stage, 0) + 1
+                if self.progress is not None:
+                    self.progress.skip(stage)
+
         def _user(self, result: dict[str, Any]) -> bool:
             return isinstance(result["exception"], _user_error_type())
+
+        def add_failure(self, task: Any, fail: Any) -> None:
+            progress = getattr(self, "progress", None)
+            if progress is not None and _counted(task.name):
+                progress.finish(*task.name.split(":", 1))
+            super().add_failure(task, fail)
 
         def _write_failure(self, result: dict[str, Any], write_exception: bool = True) -> None:
             from doit.exceptions import UnmetDependency
@@ -106,14 +166,19 @@ def _reporter(summary: Callable[[], list[str]] = list) -> type:
             if any(c is cause for c in printed):
                 return
             printed.append(cause)
-            sys.stderr.write(format_error(result["exception"].message))
+            out = getattr(self, "progress", None)
+            stream = out.status if out is not None else sys.stderr
+            stream.write(format_error(result["exception"].message))
 
         def complete_run(self) -> None:
             from doit.exceptions import UnmetDependency
 
+            progress = getattr(self, "progress", None)
+            if progress is not None:
+                progress.status.clear()
+            for undo in getattr(self, "restore", []):
+                undo()
             failed = sorted(r["task"].name for r in self.failures if self._user(r))
-            if failed and len(self.__dict__.get("printed", [])) > 1:
-                sys.stderr.write(f"envbuild: {len(failed)} failed: {', '.join(failed)}\n")
             self.failures = [
                 r
                 for r in self.failures
@@ -121,9 +186,38 @@ def _reporter(summary: Callable[[], list[str]] = list) -> type:
             ]
             for line in summary():  # one line per stage that did work
                 sys.stderr.write(line + "\n")
+            if getattr(self, "uptodate", None):
+                sys.stderr.write(uptodate_line(self.uptodate) + "\n")
+            if failed and len(self.__dict__.get("printed", [])) > 1:  # last: what went wrong
+                sys.stderr.write(f"envbuild: {len(failed)} failed: {', '.join(failed)}\n")
             super().complete_run()
 
     return Reporter
+
+
+def _counted(name: str) -> bool:
+    """A subtask of one of envbuild's stages (counted in progress and summaries)."""
+    stage, _, sub = name.partition(":")
+    return bool(sub) and stage in STAGES and name != "resolve:prune"
+
+
+_NOUNS = {"resolve": "lock", "channel": "local channel", "create": "env"}
+
+
+def uptodate_line(counts: Mapping[str, int]) -> str:
+    """``4 locks, and fetch, build of 4 env x arch up to date``: the up-to-date subtasks
+    of a run by stage (the artifact stages grouped by count)."""
+    parts = []
+    for stage in ("channel", "resolve", "create"):
+        if n := counts.get(stage, 0):
+            parts.append(f"{n} {_NOUNS[stage]}{'s' * (n != 1)}")
+    by_count: dict[int, list[str]] = {}
+    for stage in ARTIFACT_STAGES:
+        if n := counts.get(stage, 0):
+            by_count.setdefault(n, []).append(stage)
+    for n, stages in by_count.items():
+        parts.append(f"{', '.join(stages)} of {n} env x arch")
+    return ", ".join(parts) + " up to date"
 
 
 def _guarded(what: str, action: Callable[..., object], *args: object) -> bool | Exception:
@@ -249,9 +343,12 @@ def _create_dicts(ws: Workspace, run: Any) -> Iterator[dict[str, Any]]:
         }
 
 
-def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) -> dict[str, Any]:
+def workspace_tasks(
+    root: str | Path = ".", preloaded: Workspace | None = None, verbose: bool = True
+) -> dict[str, Any]:
     """doit task creators (and DOIT_CONFIG) for the workspace at ``root`` (``preloaded``:
-    its already parsed manifest, to avoid parsing it twice).
+    its already parsed manifest, to avoid parsing it twice; ``verbose``: doit's line per
+    task, else a summary line of the tasks that were up to date).
 
     The creators are one-liners on purpose: doit tokenizes each creator's source to order
     them, which costs milliseconds per line on every run.
@@ -300,17 +397,21 @@ def workspace_tasks(root: str | Path = ".", preloaded: Workspace | None = None) 
         return _create_dicts(workspace(), artifacts())
 
     state = root_path / ".envbuild"
-    state.mkdir(parents=True, exist_ok=True)
+    dep_file = str(state / "doit.db")
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only workspace: `list` and `info` still work
+        dep_file = dep_file if Path(dep_file).exists() else ":memory:"
     return {
         "DOIT_CONFIG": {
-            "dep_file": str(state / "doit.db"),
+            "dep_file": dep_file,
             "backend": "sqlite3",
             "default_tasks": ["resolve", *ARTIFACT_STAGES],
             "verbosity": 1,
             "num_process": 4,
             "continue": True,  # one failing env x arch does not stop the others
             "par_type": "thread",
-            "reporter": _reporter(lambda: runs[0].summary() if runs else []),
+            "reporter": _reporter(lambda: runs[0].summary() if runs else [], verbose),
         },
         "task_channel": task_channel,
         "task_resolve": task_resolve,
@@ -359,6 +460,7 @@ def task_loader(
     root: str | Path = ".",
     preloaded: Workspace | None = None,
     extra: Mapping[str, Callable[[], Any]] | None = None,
+    verbose: bool = True,
 ) -> Any:
     """A doit task loader for the ``envbuild`` command. Same tasks as the dodo.py route, but
     created in a fixed order: doit's module loader orders task creators by tokenizing their
@@ -393,7 +495,7 @@ def task_loader(
                     tasks.extend(generate_tasks(name, creator(), creator.__doc__))
             return tasks
 
-    return Loader(workspace_tasks(root, preloaded))
+    return Loader(workspace_tasks(root, preloaded, verbose))
 
 
 __all__ = [  # noqa: F822

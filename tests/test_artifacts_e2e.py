@@ -220,7 +220,7 @@ def test_full_run_then_rerun_uploads_nothing(tmp_path, s3_bucket, s3_env, run_cl
     in the S3 store (in the preferred format: the .tar.bz2 ones transmuted), a descriptor per
     lock naming them; then ``forget upload && upload`` sends 0 PUTs, counted at the server."""
     ws = demo_workspace(tmp_path / "ws", f"s3://{s3_bucket}/team/envs", stub_env())
-    result = run_cli(ws)
+    result = run_cli(ws, "-v")
     assert_ok(result)
     subtasks = all_subtasks(ws)
     assert {"hello@linux-64", "tools@linux-aarch64", "stub@linux-64", "stub@osx-arm64"} <= set(
@@ -245,7 +245,7 @@ def test_full_run_then_rerun_uploads_nothing(tmp_path, s3_bucket, s3_env, run_cl
 
     before = s3_env.put_count(s3_bucket)
     assert_ok(run_cli(ws, "forget", "upload"))
-    rerun = run_cli(ws, "upload")
+    rerun = run_cli(ws, "upload", "-v")
     assert_ok(rerun)
     assert s3_env.put_count(s3_bucket) == before  # 0 PUTs
     assert ran(rerun, "upload") == set()
@@ -282,7 +282,7 @@ def test_fresh_runner_downloads_builds_and_uploads_nothing(tmp_path, s3_bucket, 
     clone = commit_and_clone(src, tmp_path / "b")
 
     s3_env.clear()
-    result = run_cli(clone)
+    result = run_cli(clone, "-v")
     assert_ok(result)
     assert ran(result, "resolve:") == set()  # solves = 0
     assert ran(result) <= {"channel:demo"}  # only the local channel is rebuilt

@@ -100,7 +100,7 @@ def test_two_fetches_into_one_cache_at_once(round_, tmp_path, run_cli):
         assert hashlib.sha256(path.read_bytes()).hexdigest() == sha, path
     assert wanted <= {(p.parent.name, p.name) for p in packages}
     assert [p for p in files_under(cache) if p.name.endswith((".part", ".store"))] == []
-    again = run_cli(ws, "fetch")
+    again = run_cli(ws, "fetch", "-v")
     assert_ok(again)
     assert skipped(again, "fetch:") == {f"fetch:{name}" for name in locks_of(ws)}
     assert "rejected" not in again.stderr and "removed from the cache" not in again.stderr

@@ -20,12 +20,14 @@ ERROR_LINE = re.compile(r"^envbuild: error: (?:(?:fetch|build|transmute|upload) 
 
 
 def one_error(result: subprocess.CompletedProcess[str]) -> str:
-    """The message of the one stderr line of a run that exits 2 (an optional ``STAGE
+    """The message of the one error line of a run that exits 2 (an optional ``STAGE
     ENV@ARCH:`` prefix, naming the subtask that met it first, is left out)."""
     out = result.stdout + result.stderr
     assert result.returncode == 2, out
     assert "Traceback" not in out
     lines = result.stderr.splitlines()
+    if lines and lines[-1].endswith(" up to date"):  # the summary of what was current
+        lines.pop()
     assert len(lines) == 1, result.stderr
     match = ERROR_LINE.match(lines[0])
     assert match, lines[0]

@@ -242,7 +242,7 @@ def test_mixed_env_from_stub_channel_and_local_index(tmp_path, pypi_index, run_c
     assert (prefix / "bin" / "pip").read_text().startswith(f"#!{prefix}/bin/python3.12")
 
     # a second run does nothing
-    again = run_cli(ws, "create", "env=mixed")
+    again = run_cli(ws, "create", "env=mixed", "-v")
     assert_ok(again)
     assert "-- create:mixed" in again.stdout.splitlines()
 

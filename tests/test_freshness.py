@@ -68,10 +68,12 @@ def test_fresh_clone_of_the_demo_runs_no_resolve(tmp_path, run_cli):
     git(tmp_path, "clone", "-q", str(src), str(clone))
     assert not (clone / ".envbuild").exists()
 
-    result = run_cli(clone, "resolve")
+    result = run_cli(clone, "resolve", "-v")
     assert_ok(result)
     assert ran(result) == set()
     assert len(up_to_date(result)) == 10  # hello x2, tools x4, greet x2, cli x2
+    quiet = run_cli(clone, "resolve")  # without -v: one summary line
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "10 locks up to date\n")
     check = run_cli(clone, "resolve", "--check")
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout == "10 locks current, 0 not current\n"
@@ -113,7 +115,7 @@ def test_no_meaning_edits_resolve_nothing(ws, run_cli):
         "# top comment\n"
         + text.replace('conda = ["demo-lib"]', 'conda = [ "demo-lib",   "demo-lib" ]  # x')
     )
-    result = run_cli(ws, "resolve")
+    result = run_cli(ws, "resolve", "-v")
     assert_ok(result)
     assert ran(result) == set()
     assert up_to_date(result) == RESOLVES

@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from envbuild.fs import HashCache, atomic_write, tree_hash
 
 OLD = time.time() - 3600  # an mtime well outside the racy window
@@ -252,3 +254,60 @@ def test_concurrent_atomic_writes_keep_the_umask(tmp_path: Path) -> None:
     assert now == mask
     modes = {p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
     assert modes == {0o666 & ~mask}
+
+
+# --------------------------------------------------------------------------- scratch dirs
+
+
+@pytest.fixture
+def temp_root(tmp_path):
+    from envbuild.fs import remove_own_temp, set_temp_root
+
+    root = tmp_path / ".envbuild" / "tmp"
+    set_temp_root(root)
+    yield root
+    remove_own_temp()
+    set_temp_root(None)
+
+
+def test_temp_dirs_live_in_a_locked_dir_of_this_process(temp_root):
+    import os
+
+    from envbuild.fs import remove_own_temp, remove_stale_temp, temp_dir
+
+    with temp_dir("uv-") as work:
+        own = work.parent
+        assert own.parent == temp_root and own.name.startswith(f"{os.getpid()}-")
+        assert (temp_root / f"{own.name}.lock").is_file()
+        assert remove_stale_temp(temp_root) == []  # held by this process: kept
+        (work / "f").write_text("x")
+    assert not work.exists() and own.is_dir()
+    remove_own_temp()
+    assert list(temp_root.iterdir()) == []
+
+
+def test_stale_temp_dirs_are_removed(temp_root):
+    from envbuild.fs import remove_stale_temp
+
+    temp_root.mkdir(parents=True)
+    (temp_root / "999999-dead").mkdir()
+    (temp_root / "999999-dead" / "uv-x").mkdir()
+    (temp_root / "999999-dead.lock").write_text("")
+    assert remove_stale_temp(temp_root) == ["999999-dead"]
+    assert list(temp_root.iterdir()) == []
+
+
+def test_temp_dir_near_another_filesystem(temp_root, tmp_path):
+    """Results renamed into ``near`` need the scratch dir on its filesystem."""
+    from envbuild.fs import temp_dir
+
+    same = tmp_path / "cache"
+    same.mkdir()
+    with temp_dir(".build-", near=same) as work:
+        assert work.parent.parent == temp_root  # same device: the process's temp dir
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second filesystem at /dev/shm")
+    with temp_dir(".build-", near=shm) as work:
+        assert work.parent == shm
+    assert not work.exists()

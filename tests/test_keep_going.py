@@ -35,3 +35,17 @@ def test_two_unsatisfiable_envs_of_six(base_channel, workspace, run_cli, attempt
     assert result.stderr.splitlines()[-1] == (
         "envbuild: 2 failed: resolve:bad1@linux-64, resolve:bad2@linux-64"
     )
+
+
+def test_failures_come_last_after_the_uptodate_summary(base_channel, workspace, run_cli):
+    envs = {"ok": {"conda": ["demo-lib"]}, "bad1": {"conda": ["demo-lib >=9"]},
+            "bad2": {"conda": ["no-such-package"]}}  # fmt: skip
+    ws = workspace(manifest([base_channel.as_uri()], envs, archs=("linux-64",)))
+    assert run_cli(ws, "resolve", "env=ok").returncode == 0
+    result = run_cli(ws, "resolve")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[-2:] == [
+        "1 lock up to date",
+        "envbuild: 2 failed: resolve:bad1@linux-64, resolve:bad2@linux-64",
+    ]

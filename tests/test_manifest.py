@@ -21,6 +21,10 @@ BIOCONDA = "https://conda.anaconda.org/bioconda"
 ARCH_LIST = "linux-64, linux-aarch64, osx-64, osx-arm64, win-64"
 WS_KEYS = ", ".join(WORKSPACE_KEYS)
 ENV_KEY_LIST = ", ".join(ENV_KEYS)
+SECONDS = "must be a positive number of seconds, like solve-timeout = 120"
+ONLY_NAMES = (
+    " and must start with a letter or digit (it names a directory of locks): rename the table"
+)
 
 
 def write(root: Path, manifest: str, files: Mapping[str, str] | None = None) -> Path:
@@ -187,10 +191,31 @@ def test_python(tmp_path: Path, line: str, python: str, conda_specs: list[str]) 
     assert env.conda_specs("linux-64") == conda_specs
 
 
-def test_python_key_overrides_conda_python(tmp_path: Path) -> None:
+def test_python_key_contradicting_conda_python_is_refused(tmp_path: Path) -> None:
+    """issue 7 §7: ``python = "3.11"`` beside ``python=3.12`` in the conda list cannot both
+    hold; the key used to win silently."""
     root = write(
         tmp_path,
         '[workspace]\nchannels = ["conda-forge"]\n[env.x]\npython = "3.12"\nconda = ["python=3.10"]\n',
+    )
+    assert problems_of(root) == (
+        "envbuild.toml:4: [env.x] python: python = \"3.12\" contradicts 'python=3.10' in conda: "
+        "give the python version once (remove one of them)",
+    )
+
+
+def test_python_key_with_a_bare_conda_python(tmp_path: Path) -> None:
+    root = write(
+        tmp_path,
+        '[workspace]\nchannels = ["conda-forge"]\n[env.x]\npython = "3.12"\nconda = ["python"]\n',
+    )
+    assert parse(root).env("x").python == "3.12.*"
+
+
+def test_python_key_agreeing_with_conda_python(tmp_path: Path) -> None:
+    root = write(
+        tmp_path,
+        '[workspace]\nchannels = ["conda-forge"]\n[env.x]\npython = "3.12"\nconda = ["python=3.12"]\n',
     )
     assert parse(root).env("x").python == "3.12.*"
 
@@ -255,7 +280,8 @@ FAILURES: dict[str, list[str]] = {
         "envbuild.toml:3: [workspace] channel-priority: 'loose' is not one of strict, flexible, disabled",
     ],
     "bad-solve-timeout": [
-        "envbuild.toml:3: [workspace] solve-timeout: must be a positive number of seconds",
+        "envbuild.toml:3: [workspace] solve-timeout: must be a positive number of seconds, "
+        "like solve-timeout = 120 (got 0)",
     ],
     "conda-not-list": [
         'envbuild.toml:5: [env.web] conda: must be a list of strings, like conda = ["..."]',
@@ -265,7 +291,8 @@ FAILURES: dict[str, list[str]] = {
         "unable to parse version spec: >>1",
     ],
     "invalid-env-name": [
-        "envbuild.toml:4: [env.Web]: env name 'Web' may only hold a-z, 0-9, '_', '.', '-'",
+        "envbuild.toml:4: [env.Web]: env name 'Web' may only hold a-z, 0-9, '_', '.', '-'"
+        f"{ONLY_NAMES}",
     ],
     "bad-virtual-packages": [
         'envbuild.toml:6: [env.web] virtual-packages: must map __names to versions, like __glibc = "2.28"',
@@ -284,7 +311,7 @@ FAILURES: dict[str, list[str]] = {
         "envbuild.toml:3: [workspace] preferred-format: '.zip' is not one of .conda, .tar.bz2",
     ],
     "invalid-toml": [
-        "envbuild.toml: not valid TOML: Unclosed array (at end of document)",
+        "envbuild.toml:2: not valid TOML: Unclosed array (at end of document): fix the syntax there",
     ],
     "spec-file-error": [
         "envs/web.yml:3: 'scipy>>1' is not a valid conda spec: unable to parse version spec: >>1",
@@ -294,8 +321,10 @@ FAILURES: dict[str, list[str]] = {
         f"envbuild.toml:9: [workspace] colour: unknown key 'colour': allowed keys are {WS_KEYS}",
         f"envbuild.toml:5: [workspace] archs: 'win-32' is not a supported arch: use one of {ARCH_LIST}",
         "envbuild.toml:7: [workspace] channel-priority: 'loose' is not one of strict, flexible, disabled",
-        "envbuild.toml:8: [workspace] solve-timeout: must be a positive number of seconds",
-        "envbuild.toml:15: [env.Web]: env name 'Web' may only hold a-z, 0-9, '_', '.', '-'",
+        "envbuild.toml:8: [workspace] solve-timeout: must be a positive number of seconds, "
+        "like solve-timeout = 120 (got -5)",
+        "envbuild.toml:15: [env.Web]: env name 'Web' may only hold a-z, 0-9, '_', '.', '-'"
+        f"{ONLY_NAMES}",
         'envbuild.toml:16: [env.Web] conda: must be a list of strings, like conda = ["..."]',
         "envbuild.toml:12: [env.api] file: 'missing.yml' does not exist: "
         "create it or fix the path (relative to envbuild.toml)",
@@ -335,9 +364,11 @@ def test_all_problems_in_one_error() -> None:
 @pytest.mark.parametrize(
     ("table", "line", "problem"),
     [
-        ("solve-timeout = -5", 3, "must be a positive number of seconds"),
-        ('solve-timeout = "60"', 3, "must be a positive number of seconds"),
-        ("solve-timeout = true", 3, "must be a positive number of seconds"),
+        ("solve-timeout = -5", 3, f"{SECONDS} (got -5)"),
+        ('solve-timeout = "60"', 3, f'{SECONDS} (got "60")'),
+        ("solve-timeout = true", 3, f"{SECONDS} (got true)"),
+        ("solve-timeout = nan", 3, f"{SECONDS} (got nan)"),
+        ("solve-timeout = inf", 3, f"{SECONDS} (got inf)"),
         ('channel-priority = "Strict"', 3, "'Strict' is not one of strict, flexible, disabled"),
         ("channel-priority = 1", 3, 'must be a string, like channel-priority = "..."'),
         ('archs = "linux-64"', 3, 'must be a list of strings, like archs = ["..."]'),
@@ -410,9 +441,9 @@ def test_invalid_env_names(tmp_path: Path, name: str, header: str) -> None:
     root = write(
         tmp_path, f'[workspace]\nchannels = ["conda-forge"]\n\n{header}\nconda = ["zlib"]\n'
     )
-    where = "envbuild.toml:4" if '"' not in header else "envbuild.toml"
     assert problems_of(root) == (
-        f"{where}: [env.{name}]: env name '{name}' may only hold a-z, 0-9, '_', '.', '-'",
+        f"envbuild.toml:4: {header}: env name '{name}' may only hold a-z, 0-9, '_', '.', '-'"
+        f"{ONLY_NAMES}",
     )
 
 

@@ -557,10 +557,14 @@ def test_incremental_graph(graph_ws, run_cli):
     assert_ok(first)
     assert task_lines(first.stdout) == {f".  {t}" for t in RESOLVES}
 
-    second = run_cli(ws, "resolve")
+    second = run_cli(ws, "resolve")  # a no-op: one summary line, no line per task
     assert_ok(second)
-    assert task_lines(second.stdout) == {f"-- {t}" for t in RESOLVES}
-    assert all(line.startswith("-- ") for line in second.stdout.splitlines())
+    assert (second.stdout, second.stderr) == ("", f"{len(RESOLVES)} locks up to date\n")
+    verbose = run_cli(ws, "resolve", "-v")  # -v: doit's line per task
+    assert_ok(verbose)
+    assert task_lines(verbose.stdout) == {f"-- {t}" for t in RESOLVES}
+    assert all(line.startswith("-- ") for line in verbose.stdout.splitlines())
+    assert verbose.stderr == ""
     before = lock_state(ws)
 
     # edit env one's inline spec: only one re-resolves
@@ -568,7 +572,7 @@ def test_incremental_graph(graph_ws, run_cli):
     (ws / "envbuild.toml").write_text(
         text.replace('conda = ["demo-lib"]', 'conda = ["demo-lib 1.0.0"]')
     )
-    third = run_cli(ws, "resolve")
+    third = run_cli(ws, "resolve", "-v")
     assert_ok(third)
     lines = task_lines(third.stdout)
     assert {".  resolve:one@linux-64", ".  resolve:one@osx-arm64"} <= lines
@@ -581,7 +585,7 @@ def test_incremental_graph(graph_ws, run_cli):
 
     # edit the spec file: only two re-resolves
     (ws / "envs/two.yml").write_text(ENV_YML + "  - demo-tool\n")
-    fourth = run_cli(ws, "resolve")
+    fourth = run_cli(ws, "resolve", "-v")
     assert_ok(fourth)
     lines = task_lines(fourth.stdout)
     assert {".  resolve:two@linux-64", ".  resolve:two@osx-arm64"} <= lines
@@ -626,7 +630,7 @@ def test_filters_select_subtasks(graph_ws, run_cli):
         "locks/one/osx-arm64.json",
         "locks/two/osx-arm64.json",
     ]
-    result = run_cli(ws, "resolve", "env=two")
+    result = run_cli(ws, "resolve", "env=two", "-v")
     assert_ok(result)
     assert task_lines(result.stdout) == {
         ".  resolve:two@linux-64",
@@ -643,11 +647,29 @@ def test_filters_select_subtasks(graph_ws, run_cli):
 @pytest.mark.parametrize(
     ("arg", "message"),
     [
-        ("env=nope", "ERROR: env=nope: no such env in envbuild.toml (known: one, two)"),
+        (
+            "env=nope",
+            "envbuild: error: env=nope: no such env in envbuild.toml (known: one, two)",
+        ),
+        (
+            "env=on",
+            "envbuild: error: env=on: no such env in envbuild.toml (did you mean 'one'?) "
+            "(known: one, two)",
+        ),
+        (
+            "arch=osx-arm",
+            "envbuild: error: arch=osx-arm: not a supported arch (did you mean 'osx-arm64'?) "
+            "(use linux-64, linux-aarch64, osx-64, osx-arm64, win-64)",
+        ),
         (
             "arch=win-32",
-            "ERROR: arch=win-32: not a supported arch "
+            "envbuild: error: arch=win-32: not a supported arch (did you mean 'win-64'?) "
             "(use linux-64, linux-aarch64, osx-64, osx-arm64, win-64)",
+        ),
+        (
+            "evn=one",
+            "envbuild: error: evn=one: unknown filter 'evn' (did you mean 'env'?): the filters "
+            "are env=NAME,... arch=ARCH,... update=NAME,...",
         ),
     ],
 )
@@ -667,7 +689,7 @@ def test_forget_then_resolve_is_byte_identical(graph_ws, run_cli):
     assert_ok(forget)
     assert "forgetting resolve:one@linux-64" in forget.stdout.splitlines()
     # the lock files decide, not doit's database: nothing to do after forget
-    assert {f"-- {t}" for t in RESOLVES} <= task_lines(run_cli(ws, "resolve").stdout)
+    assert {f"-- {t}" for t in RESOLVES} <= task_lines(run_cli(ws, "resolve", "-v").stdout)
     again = run_cli(ws, "resolve", "--update")  # from nothing
     assert_ok(again)
     assert {f".  {t}" for t in RESOLVES} <= task_lines(again.stdout)
@@ -697,17 +719,21 @@ def test_list(graph_ws, run_cli):
     [
         (
             '[workspace]\narchs = ["win-32"]\nchannels = ["conda-forge"]\n\n[env.a]\nconda = ["x"]\nbogus = 1\n',
-            "envbuild: error: envbuild.toml:2: [workspace] archs: 'win-32' is not a supported "
-            "arch: use one of linux-64, linux-aarch64, osx-64, osx-arm64, win-64; envbuild.toml:7: "
-            "[env.a] bogus: unknown key 'bogus': allowed keys are archs, channel-priority, "
-            "channels, conda, exclude-newer, extra-indexes, extras, file, groups, no-binary, "
-            "only-binary, prefer-binary, pypi, pypi-resolver, python, python-source, "
-            "solve-timeout, virtual-packages",
+            [  # one line per problem
+                "envbuild: error: envbuild.toml:2: [workspace] archs: 'win-32' is not a "
+                "supported arch: use one of linux-64, linux-aarch64, osx-64, osx-arm64, win-64",
+                "envbuild: error: envbuild.toml:7: [env.a] bogus: unknown key 'bogus': allowed "
+                "keys are archs, channel-priority, channels, conda, exclude-newer, "
+                "extra-indexes, extras, file, groups, no-binary, only-binary, prefer-binary, "
+                "pypi, pypi-resolver, python, python-source, solve-timeout, virtual-packages",
+            ],
         ),
         (
             "[workspace\n",
-            "envbuild: error: envbuild.toml: not valid TOML: Expected ']' at the end of a table "
-            "declaration (at line 1, column 11)",
+            [
+                "envbuild: error: envbuild.toml:1: not valid TOML: Expected ']' at the end of a "
+                "table declaration (at line 1, column 11): fix the syntax there"
+            ],
         ),
     ],
     ids=["invalid", "not-toml"],
@@ -717,7 +743,7 @@ def test_bad_manifest(workspace, run_cli, text, message, command):
     ws = workspace(text)
     result = run_cli(ws, *command)
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [message]
+    assert result.stderr.splitlines() == message
     assert result.stdout == ""
     assert not (ws / "locks").exists()
 
@@ -797,10 +823,23 @@ def test_show_errors(base_channel, workspace, run_cli):
     # a targeted arch that was not resolved yet
     result = run_cli(ws, "show", "app", "--arch", "osx-arm64")
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [
-        "envbuild: error: locks/app/osx-arm64.json: no lockfile: run `envbuild resolve` first"
-    ]
+    missing = (
+        "envbuild: error: locks/app/osx-arm64.json: no lockfile: run "
+        "`envbuild resolve env=app arch=osx-arm64` first"
+    )
+    assert result.stderr.splitlines() == [missing]
+    assert result.stdout == ""
     assert "Traceback" not in result.stdout + result.stderr
+    # every arch: the locks that exist are shown, the missing one is named; exit 2
+    for args in [(), ("--json",)]:
+        result = run_cli(ws, "show", "app", *args)
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == [missing]
+        if args:
+            assert [d["env_id"]["arch"] for d in json.loads(result.stdout)] == ["linux-64"]
+        else:
+            assert result.stdout.startswith("env app [linux-64] (conda)\n")
+            assert "osx-arm64" not in result.stdout
 
 
 def test_export_explicit(resolved_ws, run_cli, tmp_path):
@@ -898,7 +937,9 @@ def test_two_line_dodo(base_channel, workspace):
 
 
 def test_show_arch_not_in_env(base_channel, workspace, run_cli):
-    ws = workspace(manifest([base_channel.as_uri()], {"app": {"conda": ["demo-lib"]}}, archs=("linux-64",)))
+    ws = workspace(
+        manifest([base_channel.as_uri()], {"app": {"conda": ["demo-lib"]}}, archs=("linux-64",))
+    )
     assert_ok(run_cli(ws, "resolve"))
     result = run_cli(ws, "show", "app", "--arch", "osx-arm64")
     assert result.returncode == 2
@@ -909,11 +950,16 @@ def test_show_arch_not_in_env(base_channel, workspace, run_cli):
 
 
 def test_written_files_have_the_usual_mode(base_channel, workspace, run_cli):
-    ws = workspace(manifest([base_channel.as_uri()], {"app": {"conda": ["demo-lib"]}}, archs=("linux-64",)))
+    ws = workspace(
+        manifest([base_channel.as_uri()], {"app": {"conda": ["demo-lib"]}}, archs=("linux-64",))
+    )
     assert_ok(run_cli(ws, "resolve"))
     umask = os.umask(0)
     os.umask(umask)
-    for path in (ws / "locks" / "app" / "linux-64.json", ws / ".envbuild" / "cache" / "hashes.json"):
+    for path in (
+        ws / "locks" / "app" / "linux-64.json",
+        ws / ".envbuild" / "cache" / "hashes.json",
+    ):
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
 
 

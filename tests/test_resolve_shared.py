@@ -226,9 +226,9 @@ def test_demo_workspace(tmp_path, run_cli):
             assert p["sha256"] == file_hashes(channel / p["subdir"] / p["filename"])["sha256"]
 
     # nothing to do the second time
-    again = run_cli(ws, "resolve")
+    again = run_cli(ws, "resolve", "-v")
     assert_ok(again)
-    assert all(ln.startswith("-- ") for ln in again.stdout.splitlines())
+    assert again.stdout and all(ln.startswith("-- ") for ln in again.stdout.splitlines())
 
     # a new recipe rebuilds the channel and re-resolves everything against it
     before = lock_bytes(ws)

@@ -453,7 +453,8 @@ def test_exclude_newer_is_a_lock_input_and_solve_timeout_is_not(tmp_path: Path) 
 def test_env_solve_timeout_must_be_positive_seconds(tmp_path: Path, value: str) -> None:
     manifest = f'[env.e]\nconda = ["x"]\nchannels = ["conda-forge"]\nsolve-timeout = {value}\n'
     assert problems(tmp_path, manifest) == [
-        "envbuild.toml:4: [env.e] solve-timeout: must be a positive number of seconds"
+        "envbuild.toml:4: [env.e] solve-timeout: must be a positive number of seconds, like "
+        f"solve-timeout = 120 (got {value})"
     ]
 
 

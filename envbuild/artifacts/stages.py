@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from envbuild.artifacts.cache import PackageCache
 from envbuild.artifacts.fetch import Credentials, Fetcher, FetchReport, wanted
 from envbuild.descriptor import Descriptor, InstallFile
 from envbuild.errors import EnvbuildError
+from envbuild.fs import temp_dir
 from envbuild.lock import Lock, LockedPackage
 from envbuild.spec import Workspace
 
@@ -86,15 +86,23 @@ def fetched(ctx: ArtifactContext, lock: Lock) -> bool:
 
 
 def tty_progress(name: str) -> Callable[[int, int, int], None] | None:
-    """A progress line on stderr when it is a terminal (nothing otherwise)."""
+    """A progress line on stderr when it is a terminal (nothing otherwise): the run's status
+    line when one is drawn, else a line of its own."""
     import sys
 
-    if not sys.stderr.isatty():
+    from envbuild.progress import active, is_terminal
+
+    status = active()
+    if status is None and not is_terminal(sys.stderr):
         return None
 
     def show(done: int, total: int, size: int) -> None:
+        text = f"fetch {name}: {done}/{total} files, {size / 1e6:.1f} MB"
+        if status is not None:
+            status.show(text)
+            return
         end = "\n" if done == total else ""
-        sys.stderr.write(f"\r  fetch {name}: {done}/{total} files, {size / 1e6:.1f} MB{end}")
+        sys.stderr.write(f"\r  {text}{end}")
         sys.stderr.flush()
 
     return show
@@ -147,7 +155,7 @@ def transmute(ctx: ArtifactContext, lock: Lock) -> int:
         todo.append((pkg, src))
     if not todo:
         return 0
-    with tempfile.TemporaryDirectory(dir=ctx.cache.root, prefix=".transmute-") as tmp:
+    with temp_dir(".transmute-", near=ctx.cache.root) as tmp:
         results = transmute_many(
             [(src, Path(tmp)) for _, src in todo], ctx.preferred_format, ctx.zstd_level, 2
         )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envbuild.descriptor import InstallFile
 from envbuild.errors import EnvbuildError
+from envbuild.fs import temp_dir
 from envbuild.lock import Lock, LockedPackage
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def _build(ctx: ArtifactContext, lock: Lock) -> int:
                 )
         python = build_python(lock.python_version, package=f"{pkg.name} {pkg.version}")
         index_args, index_env = _index_options(lock, ctx.credentials.pairs)
-        with tempfile.TemporaryDirectory(dir=ctx.cache.root, prefix=".build-") as tmp:
+        with temp_dir(".build-", near=ctx.cache.root) as tmp:
             wheel = build_wheel(
                 pkg.source, root=ctx.root, sdist=sdist, out_dir=Path(tmp), python=python,
                 name=pkg.name, version=pkg.version, uv_args=index_args,

@@ -224,10 +224,15 @@ def _include(state: _State, lineno: int, line: str, opt: str, value: str) -> Non
     if not file.is_file():
         state.problem(lineno, f"{line}: '{target}' does not exist: create it or fix the path")
         return
+    from envbuild.fs import read_utf8
+
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        state.problem(lineno, f"{line}: '{target}' cannot be read: {exc}")
+        text = read_utf8(file, target)
+    except SpecError as exc:  # not UTF-8: located in the included file
+        state.problems.extend(exc.problems)
+        return
+    except OSError as exc:
+        state.problem(lineno, f"{line}: '{target}' cannot be read: {exc.strerror or exc}")
         return
     top = posixpath.dirname(state.frames[0].path) or "."
     here = posixpath.dirname(target) or "."

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from envbuild.channels import portable_url
 from envbuild.errors import ResolveError
+from envbuild.fs import temp_dir
 from envbuild.lock import Lock, LockedPackage
 from envbuild.resolve.conda import CondaRequest, make_request, solve
 from envbuild.runner import Runner, run
@@ -160,7 +160,7 @@ def _resolve_pypi(
     )
 
     provided = pinned_distributions(spec, conda)
-    with tempfile.TemporaryDirectory(prefix="envbuild-stubs-") as stubs:
+    with temp_dir("stubs-") as stubs:
         stub_wheels = write_stub_wheels(provided, Path(stubs))
         request = PypiRequest(
             requirements=tuple(

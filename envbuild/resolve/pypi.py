@@ -7,7 +7,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import threading
 import tomllib
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from envbuild.channels import redact_text, redact_url
 from envbuild.errors import ResolveError, UnsatisfiableError
-from envbuild.fs import tree_hash
+from envbuild.fs import temp_dir, tree_hash
 from envbuild.lock import LockedPackage, Source
 from envbuild.parsers import VCS_PREFIXES, is_local_path, requirement_target
 from envbuild.platforms import (
@@ -238,7 +237,7 @@ def _compile_uv(request: PypiRequest, runner: Runner, uv: str) -> list[Resolved]
     sources, secrets = _source_args(
         request, "uv", "--allow-insecure-host", ["--prerelease", "allow"]
     )
-    with tempfile.TemporaryDirectory(prefix="envbuild-uv-") as tmp:
+    with temp_dir("uv-") as tmp:
         work = Path(tmp)
         git = _write_inputs(work, request)
         if request.preferences:
@@ -397,7 +396,7 @@ def resolve_pip(request: PypiRequest, runner: Runner, python: str) -> list[Resol
         )
 
     tags = wheel_tags(request.arch, request.python_version, request.virtual_packages)
-    with tempfile.TemporaryDirectory(prefix="envbuild-pip-") as tmp:
+    with temp_dir("pip-") as tmp:
         work = Path(tmp)
         _write_inputs(work, request)
         env_json = json.dumps(marker_environment(request.arch, request.python_version))
