@@ -330,6 +330,13 @@ def _verbose_option(args: list[str]) -> tuple[list[str], bool]:
     return out, verbose
 
 
+def _continue_option(args: list[str]) -> list[str]:
+    """Take ``--continue`` (doit's keep-going switch) out of argv wherever it stands:
+    envbuild always keeps going (one failing env x arch does not stop the others), and
+    after a task name doit would read it as a task option and fail."""
+    return [arg for arg in args if arg != "--continue"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point. ``-C DIR`` picks the workspace (default: the current directory).
     Exit codes: 0 done, 1 ``resolve --check`` found locks not current, 2 user errors (one
@@ -339,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(".")
     if args[:1] == ["-C"] and len(args) > 1:
         root, args = Path(args[1]), args[2:]
-    args, verbose = _verbose_option(args)
+    args, verbose = _verbose_option(_continue_option(args))
     if args[:1] == ["--version"]:
         print(f"envbuild {__version__}")
         return 0

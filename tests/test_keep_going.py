@@ -14,15 +14,18 @@ def base_channel(make_channel) -> Path:
     return make_channel(BASE_RECIPES, name="base")
 
 
-@pytest.mark.parametrize("attempt", [1, 2, 3])
-def test_two_unsatisfiable_envs_of_six(base_channel, workspace, run_cli, attempt):
+@pytest.mark.parametrize(  # doit's --continue is accepted anywhere: it is what envbuild does
+    ("attempt", "argv"),
+    [(1, ["resolve"]), (2, ["resolve", "--continue"]), (3, ["--continue", "resolve"])],
+)
+def test_two_unsatisfiable_envs_of_six(base_channel, workspace, run_cli, attempt, argv):
     envs = {f"ok{i}": {"conda": ["demo-lib"]} for i in range(4)}
     envs["bad1"] = {"conda": ["demo-lib >=9"]}
     envs["bad2"] = {"conda": ["no-such-package"]}
     ws = workspace(
         manifest([base_channel.as_uri()], envs, archs=("linux-64",)), name=f"ws{attempt}"
     )
-    result = run_cli(ws, "resolve")
+    result = run_cli(ws, *argv)
     assert result.returncode == 2
     assert "Traceback" not in result.stdout + result.stderr
     locks = sorted(p.parent.name for p in (ws / "locks").glob("*/linux-64.json"))
