@@ -31,7 +31,7 @@ PACKAGES = [
     "cryptography", "flask", "pytest",
 ]  # fmt: skip
 ARCHS = ("linux-64", "osx-arm64")
-EXCLUDE_NEWER = "2025-06-01T00:00:00Z"
+EXCLUDE_NEWER = "2025-12-01T00:00:00Z"  # after the stub channel's pythons and pip (exclude-newer reaches conda too)
 PYTHON = {"linux-64": "3.12.4", "osx-arm64": "3.12.12"}  # the stub channel's pythons
 # macOS 13 (uv's own default target): scikit-learn's arm64 wheels need macOS >= 12.
 VIRTUAL = {"__osx": "13.0"}
