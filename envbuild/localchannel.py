@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -218,6 +217,8 @@ def index_channel(channel_dir: Path) -> None:
     upload time, which rattler sets to now and exclude-newer reads first) to the time of its
     recipe: the repodata is then the same on every build, and exclude-newer keeps a local
     package whose recipe time is before the cutoff."""
+    import asyncio
+
     from rattler.index import index_fs
 
     asyncio.run(index_fs(channel_dir, write_zst=False, write_shards=False, force=True))
