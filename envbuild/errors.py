@@ -41,6 +41,10 @@ class ExportError(EnvbuildError):
     """An export could not be produced."""
 
 
+class CreateError(EnvbuildError):
+    """An environment could not be created or updated."""
+
+
 def collect(problems: list[str]) -> None:
     """Raise a :class:`SpecError` carrying all ``problems`` if there are any."""
     if problems:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envbuild.channels import channel_url, is_valid_channel, redact_text, redact_url
+from envbuild.channels import is_valid_channel, redact_text, redact_url
 from envbuild.errors import SpecError, toml_problem
 from envbuild.fs import read_utf8
+from envbuild.manifest_checks import Checker, line_of_prefix, normalise_channel
 from envbuild.parsers import (
-    NODEFAULTS,
     Dep,
     ParsedSpec,
     combine,
@@ -25,18 +24,8 @@ from envbuild.parsers import (
     python_version_spec,
 )
 from envbuild.parsers import binary as binary_options
-from envbuild.platforms import ARCHS, check_arch
 from envbuild.spec import DEFAULT_PYPI_INDEX, MANIFEST, EnvSpec, ResolverSettings, Workspace
-from envbuild.validate import (
-    NOT_URL,
-    VIRTUAL_NAME,
-    VIRTUAL_VERSION,
-    has_location,
-    is_index_url,
-    is_python_version,
-    shown,
-    toml_value,
-)
+from envbuild.validate import has_location, is_index_url, is_python_version, shown
 
 FORMATS = (".conda", ".tar.bz2")
 PRIORITIES = ("strict", "flexible", "disabled")
@@ -54,204 +43,6 @@ ENV_KEYS = (
 PYTHON_SOURCES = ("conda", "host")
 PYPI_RESOLVERS = ("uv", "pip")
 _ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-
-
-def _line_of(lines: list[str], table: str, key: str | None = None) -> int:
-    """The 1-based line of ``[table]`` (or of ``key`` inside it); 0 if not found."""
-    parts = [re.escape(p) for p in table.split(".")]
-    header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(parts) + r"\s*\]")
-    for i, line in enumerate(lines):
-        if header.match(line):
-            if key is None:
-                return i + 1
-            for j in range(i + 1, len(lines)):
-                if lines[j].lstrip().startswith("["):
-                    break
-                if re.match(r"^\s*\"?" + re.escape(key) + r"\"?\s*=", lines[j]):
-                    return j + 1
-            return i + 1
-    return 0
-
-
-class _Checker:
-    """Collects problems with ``envbuild.toml:LINE: [table] key ...`` locations."""
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
-        self.problems: list[str] = []
-
-    def add(self, table: str, key: str | None, message: str) -> None:
-        line = _line_of(self.lines, table, key)
-        where = f"{MANIFEST}:{line}" if line else MANIFEST
-        what = f"[{table}]" + (f" {key}" if key else "")
-        self.problems.append(f"{where}: {what}: {message}")
-
-    def keys(self, table: str, data: dict[str, Any], allowed: tuple[str, ...]) -> None:
-        for key in data:
-            if key not in allowed:
-                self.add(table, key, f"unknown key '{key}': allowed keys are {', '.join(allowed)}")
-
-    def str_list(self, table: str, data: dict[str, Any], key: str) -> tuple[str, ...] | None:
-        value = data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.add(table, key, f'must be a list of strings, like {key} = ["..."]')
-            return None
-        return tuple(dict.fromkeys(v.strip() for v in value if v.strip()))
-
-    def string(self, table: str, data: dict[str, Any], key: str) -> str | None:
-        value = data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.add(table, key, f'must be a string, like {key} = "..."')
-            return None
-        return value.strip()
-
-    def choice(
-        self, table: str, data: dict[str, Any], key: str, options: tuple[str, ...]
-    ) -> str | None:
-        value = self.string(table, data, key)
-        if value is not None and value not in options:
-            self.add(table, key, f"'{value}' is not one of {', '.join(options)}")
-            return None
-        return value
-
-    def archs(self, table: str, data: dict[str, Any]) -> tuple[str, ...] | None:
-        archs = self.str_list(table, data, "archs")
-        if archs is None:
-            return None
-        bad = [a for a in archs if not check_arch(a)]
-        for a in bad:
-            self.add(
-                table, "archs", f"'{a}' is not a supported arch: use one of {', '.join(ARCHS)}"
-            )
-        if not archs:
-            self.add(table, "archs", "must not be empty: list at least one arch")
-        return None if bad or not archs else tuple(a for a in ARCHS if a in archs)
-
-    def channels(
-        self, table: str, data: dict[str, Any], local: dict[str, str]
-    ) -> tuple[str, ...] | None:
-        channels = self.str_list(table, data, "channels")
-        if channels is None:
-            return None
-        out = []
-        for ch in expand_defaults(channels):
-            if ch == NODEFAULTS:
-                self.add(
-                    table,
-                    "channels",
-                    "'nodefaults' is for environment.yml: here the list is the whole list "
-                    "already (envbuild adds no channel implicitly): remove it",
-                )
-            elif not is_valid_channel(ch) or ("://" in ch and not has_location(ch)):
-                self.add(table, "channels", f"'{ch}' is not a channel name, path or URL")
-            else:
-                out.append(normalise_channel(ch, local))
-        return tuple(out)
-
-    def binary(self, table: str, data: dict[str, Any], key: str) -> tuple[str, ...] | None:
-        """``only-binary`` / ``no-binary``: names or [":all:"]; None when not given."""
-        values = self.str_list(table, data, key)
-        if values is None:
-            return None
-        names, problems = binary_options.parse_list(values, key)
-        for problem in problems:
-            self.add(table, key, problem)
-        return names
-
-    def virtual(self, table: str, data: dict[str, Any]) -> dict[str, str]:
-        value = data.get("virtual-packages", {})
-        if not isinstance(value, dict) or not all(
-            isinstance(k, str) and k.startswith("__") and isinstance(v, str)
-            for k, v in value.items()
-        ):
-            self.add(
-                table, "virtual-packages", 'must map __names to versions, like __glibc = "2.28"'
-            )
-            return {}
-        bad = False
-        for name, version in value.items():
-            if not VIRTUAL_NAME.match(name):
-                bad = True
-                self.add(
-                    table,
-                    "virtual-packages",
-                    f"{shown(name)} is not a virtual package name: use __ and a-z, 0-9, '_', "
-                    "like __glibc",
-                )
-            elif not VIRTUAL_VERSION.match(version.strip()):
-                bad = True
-                self.add(
-                    table,
-                    "virtual-packages",
-                    f"{shown(version)} is not a version for {name}: write digits and dots, "
-                    f'like {name} = "2.28" (or "VERSION=BUILD")',
-                )
-        return {} if bad else {k: v.strip() for k, v in value.items()}
-
-    def seconds(self, table: str, data: dict[str, Any], key: str) -> float | None:
-        """A positive, finite number of seconds; None when not given (or invalid)."""
-        value = data.get(key)
-        if value is None:
-            return None
-        if (
-            not isinstance(value, (int, float))
-            or isinstance(value, bool)
-            or not math.isfinite(value)
-            or value <= 0
-        ):
-            self.add(
-                table,
-                key,
-                f"must be a positive number of seconds, like {key} = 120 (got {toml_value(value)})",
-            )
-            return None
-        return float(value)
-
-    def url(self, table: str, data: dict[str, Any], key: str) -> str | None:
-        """An index URL (http, https or file); None when not given (or invalid)."""
-        value = self.string(table, data, key)
-        if value is None or is_index_url(value):
-            return value
-        self.add(table, key, NOT_URL.format(shown(value)))
-        return None
-
-    def urls(self, table: str, data: dict[str, Any], key: str) -> tuple[str, ...] | None:
-        """A list of index URLs; the invalid ones are reported and left out."""
-        values = self.str_list(table, data, key)
-        if values is None:
-            return None
-        for value in values:
-            if not is_index_url(value):
-                self.add(table, key, NOT_URL.format(shown(value)))
-        return tuple(v for v in values if is_index_url(v))
-
-    def relative_dir(self, table: str, data: dict[str, Any], key: str) -> str | None:
-        """A directory inside the workspace, as a relative path; None when not given."""
-        value = self.string(table, data, key)
-        if value is None:
-            return None
-        parts = value.replace("\\", "/").split("/")
-        if not value or value.startswith(("/", "~")) or ".." in parts or ":" in parts[0]:
-            self.add(
-                table,
-                key,
-                f"{shown(value)} is outside the workspace: give a relative path inside it, "
-                f'like {key} = "locks"',
-            )
-            return None
-        return value
-
-
-def normalise_channel(channel: str, local: dict[str, str]) -> str:
-    """A channel as kept in a spec: local-channel names and relative paths as written (so the
-    req_id does not depend on where the workspace lives); other names expanded to their URL."""
-    if channel in local or channel.startswith((".", "/", "~")) or "://" in channel:
-        return channel.rstrip("/")
-    return channel_url(channel, Path("."))
 
 
 def _read_spec_file(
@@ -275,10 +66,10 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError([toml_problem(MANIFEST, exc, text)]) from None
-    check = _Checker(text)
+    check = Checker(text)
     for key in data:
         if key not in ("workspace", "env"):
-            line = _line_of_prefix(check.lines, key)
+            line = line_of_prefix(check.lines, key)
             where = f"{MANIFEST}:{line}" if line else MANIFEST
             check.problems.append(
                 f"{where}: unknown table '[{key}]': only [workspace] and [env.NAME] are allowed"
@@ -320,10 +111,10 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
         ws_extra,
         check.choice("workspace", ws, "python-source", PYTHON_SOURCES) or "conda",
         check.choice("workspace", ws, "pypi-resolver", PYPI_RESOLVERS) or "uv",
-        _timestamp(check, "workspace", ws) or "",
+        check.timestamp("workspace", ws) or "",
         check.binary("workspace", ws, "only-binary") or (),
         check.binary("workspace", ws, "no-binary") or (),
-        bool(_flag(check, "workspace", ws, "prefer-binary")),
+        bool(check.flag("workspace", ws, "prefer-binary")),
     )
     specs = [
         spec
@@ -364,7 +155,7 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
     )
 
 
-def _check_channel_tokens(check: _Checker, specs: list[EnvSpec]) -> None:
+def _check_channel_tokens(check: Checker, specs: list[EnvSpec]) -> None:
     """One channel, one token: every env's requests for a channel go through one client."""
     from envbuild.credentials import token_mirrors
 
@@ -381,14 +172,6 @@ def _check_channel_tokens(check: _Checker, specs: list[EnvSpec]) -> None:
                     f"{MANIFEST}: channel {public} is given with different tokens (envs "
                     f"{first[1]}, {spec.name}): give every env the same token for one channel"
                 )
-
-
-def _line_of_prefix(lines: list[str], table: str) -> int:
-    """The line of the first ``[table.…]`` header or ``table = …`` key; 0 if not found."""
-    pattern = re.compile(
-        r"^\s*(\[\s*" + re.escape(table) + r"\s*[.\]]|" + re.escape(table) + r"\s*=)"
-    )
-    return next((i + 1 for i, line in enumerate(lines) if pattern.match(line)), 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,16 +193,7 @@ class _Defaults:
     prefer_binary: bool
 
 
-def _flag(check: _Checker, table: str, data: dict[str, Any], key: str) -> bool | None:
-    """A true/false key; None when not given."""
-    value = data.get(key)
-    if value is not None and not isinstance(value, bool):
-        check.add(table, key, f"must be true or false, like {key} = true")
-        return None
-    return value
-
-
-def _inline_pypi(check: _Checker, table: str, entries: tuple[str, ...]) -> ParsedSpec:
+def _inline_pypi(check: Checker, table: str, entries: tuple[str, ...]) -> ParsedSpec:
     """The env's inline ``pypi`` list, in the requirements.txt grammar (options included);
     problems are located at the manifest line of the ``pypi`` key."""
     if not entries:
@@ -437,7 +211,7 @@ def _inline_pypi(check: _Checker, table: str, entries: tuple[str, ...]) -> Parse
 
 
 def _env_spec(
-    check: _Checker,
+    check: Checker,
     root: Path,
     name: str,
     env: Any,
@@ -581,7 +355,7 @@ def _env_spec(
         given.append((where, key, default if own is None else own))
     for where, part in [*((f, parsed) for f in files), (f"[{table}] pypi", inline)]:
         given += [(where, "only-binary", part.only_binary), (where, "no-binary", part.no_binary)]
-    own_prefer = _flag(check, table, env, "prefer-binary")
+    own_prefer = check.flag(table, env, "prefer-binary")
     prefer_binary = defaults.prefer_binary if own_prefer is None else own_prefer
     prefer_binary = prefer_binary or merged.prefer_binary  # a file's --prefer-binary adds
     only_binary, no_binary, problems = binary_options.merge(given)
@@ -633,36 +407,10 @@ def _env_spec(
             solve_timeout=check.seconds(table, env, "solve-timeout") or defaults.timeout,
             pypi_resolver=check.choice(table, env, "pypi-resolver", PYPI_RESOLVERS)
             or defaults.pypi_resolver,
-            exclude_newer=_timestamp(check, table, env) or defaults.exclude_newer,
+            exclude_newer=check.timestamp(table, env) or defaults.exclude_newer,
         ),
         credentials=tuple(sorted(secrets.items())),
     )
-
-
-def _timestamp(check: _Checker, table: str, data: dict[str, Any]) -> str | None:
-    """``exclude-newer``: an RFC 3339 timestamp (a TOML datetime or a string), as UTC text."""
-    import datetime
-
-    value = data.get("exclude-newer")
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            value = None
-    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
-        value = datetime.datetime(value.year, value.month, value.day)
-    if not isinstance(value, datetime.datetime):
-        check.add(
-            table,
-            "exclude-newer",
-            'must be a date-time, like exclude-newer = "2025-06-01T00:00:00Z"',
-        )
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=datetime.UTC)
-    return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _rebase_paths(parsed: ParsedSpec, spec_dir: Path) -> ParsedSpec:
