@@ -143,7 +143,7 @@ def parse_manifest(text: str, root: Path, default_arch: str) -> Workspace:
     locks_dir = check.relative_dir("workspace", ws, "locks-dir") or "locks"
     _check_channel_tokens(check, specs)
     if check.problems:
-        raise SpecError(check.problems)
+        raise SpecError(check.in_order())
     return Workspace(
         root=root,
         envs=tuple(specs),

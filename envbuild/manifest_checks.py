@@ -61,6 +61,17 @@ class Checker:
         what = f"[{table}]" + (f" {key}" if key else "")
         self.problems.append(f"{where}: {what}: {message}")
 
+    def in_order(self) -> list[str]:
+        """The problems in the order of the lines they name (those of the manifest first,
+        by line; others, such as a spec file's, after them as they came)."""
+
+        def line(problem: str) -> int:
+            head, _, rest = problem.partition(":")
+            number = rest.partition(":")[0]
+            return int(number) if head == MANIFEST and number.isdigit() else 1 << 30
+
+        return sorted(self.problems, key=line)
+
     def keys(self, table: str, data: dict[str, Any], allowed: tuple[str, ...]) -> None:
         for key in data:
             if key not in allowed:

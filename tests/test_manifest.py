@@ -316,20 +316,20 @@ FAILURES: dict[str, list[str]] = {
     "spec-file-error": [
         "envs/web.yml:3: 'scipy>>1' is not a valid conda spec: unable to parse version spec: >>1",
     ],
-    "many-problems": [
+    "many-problems": [  # in the order of the lines they name
         "envbuild.toml:1: unknown table '[toolz]': only [workspace] and [env.NAME] are allowed",
-        f"envbuild.toml:9: [workspace] colour: unknown key 'colour': allowed keys are {WS_KEYS}",
         f"envbuild.toml:5: [workspace] archs: 'win-32' is not a supported arch: use one of {ARCH_LIST}",
         "envbuild.toml:7: [workspace] channel-priority: 'loose' is not one of strict, flexible, disabled",
         "envbuild.toml:8: [workspace] solve-timeout: must be a positive number of seconds, "
         "like solve-timeout = 120 (got -5)",
-        "envbuild.toml:15: [env.Web]: env name 'Web' may only hold a-z, 0-9, '_', '.', '-'"
-        f"{ONLY_NAMES}",
-        'envbuild.toml:16: [env.Web] conda: must be a list of strings, like conda = ["..."]',
+        f"envbuild.toml:9: [workspace] colour: unknown key 'colour': allowed keys are {WS_KEYS}",
         "envbuild.toml:12: [env.api] file: 'missing.yml' does not exist: "
         "create it or fix the path (relative to envbuild.toml)",
         "envbuild.toml:13: [env.api] conda: 'scipy>>1' is not a valid conda spec: "
         "unable to parse version spec: >>1",
+        "envbuild.toml:15: [env.Web]: env name 'Web' may only hold a-z, 0-9, '_', '.', '-'"
+        f"{ONLY_NAMES}",
+        'envbuild.toml:16: [env.Web] conda: must be a list of strings, like conda = ["..."]',
     ],
 }
 
