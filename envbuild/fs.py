@@ -87,6 +87,11 @@ def _read_umask() -> int:
     return mask
 
 
+def make_executable(path: Path) -> None:
+    """Give a file the usual executable mode for the umask (read without changing it)."""
+    os.chmod(path, 0o777 & ~_umask() | 0o111)
+
+
 def make_dir_mode_default(path: Path) -> None:
     """Give a directory made by ``tempfile.mkdtemp`` (0700) the usual mode for the umask."""
     os.chmod(path, 0o777 & ~_umask())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from envbuild.descriptor import InstallFile
 from envbuild.errors import CreateError
-from envbuild.fs import make_dir_mode_default
+from envbuild.fs import make_dir_mode_default, make_executable
 from envbuild.lock import Lock
 
 Files = Sequence[tuple[InstallFile, Path]]
@@ -207,8 +207,14 @@ def _install_wheel(
         ) -> RecordEntry:
             # a file left by an interrupted run, or one a conda package links (a hard link
             # into rattler's cache: never write through it) is replaced, not overwritten
-            self._path_with_destdir(scheme, path).unlink(missing_ok=True)
-            return super().write_to_fs(scheme, path, stream, is_executable)
+            target = self._path_with_destdir(scheme, path)
+            target.unlink(missing_ok=True)
+            entry = super().write_to_fs(scheme, path, stream, False)
+            if is_executable:  # not installer's chmod: it reads the umask by setting it to 0,
+                # and rattler, linking in another thread meanwhile, would then make
+                # world-writable directories and files
+                make_executable(target)
+            return entry
 
         def write_file(
             self, scheme: Scheme, path: str | os.PathLike[str], stream: BinaryIO,

@@ -255,6 +255,13 @@ class _IndexHandler(_Handler):
 
     expected_auth: str | None = None
 
+    def end_headers(self) -> None:
+        # Ports are reused from test to test and uv caches index pages by URL, revalidating
+        # with If-Modified-Since, which another index made in the same second answers 304:
+        # a page of this index must not be kept, or one test resolves against another's.
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
     def _denied(self) -> bool:
         if self.expected_auth is None or self.headers.get("Authorization") == self.expected_auth:
             return False

@@ -145,15 +145,15 @@ def test_a_package_in_both_lists_is_an_error(tmp_path: Path) -> None:
     no-binary = [":all:"]
     """
     assert problems(tmp_path, manifest, {"reqs.txt": "--only-binary bar\nx\n"}) == [
+        "envbuild.toml:4: [env.web]: 'foo' is in both only-binary ([env.web] only-binary) and "
+        "no-binary ([workspace] no-binary): a package cannot be both wheels-only and "
+        "sources-only: remove it from one",
         "envbuild.toml:8: [env.files]: ':all:' is in both only-binary ([env.files] "
         "only-binary) and no-binary ([env.files] no-binary): a package cannot be both "
         "wheels-only and sources-only: remove it from one",
         "envbuild.toml:8: [env.files]: 'bar' is in both only-binary (reqs.txt) and no-binary "
         "([env.files] pypi): a package cannot be both wheels-only and sources-only: remove it "
         "from one",
-        "envbuild.toml:4: [env.web]: 'foo' is in both only-binary ([env.web] only-binary) and "
-        "no-binary ([workspace] no-binary): a package cannot be both wheels-only and "
-        "sources-only: remove it from one",
     ]
 
 

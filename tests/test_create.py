@@ -482,3 +482,43 @@ def test_update_from_either_marker_links_only_the_change(update_ws, run_cli, mar
 
 def lock_shas(ws: Path, env: str = "e") -> dict[str, str]:
     return {p["name"]: p["sha256"] for p in read_lock_json(ws, env, HOST)["packages"]}
+
+
+UMASK_SPY = """
+import os, sys, threading
+calls = []
+real = os.umask
+def spy(mask):
+    calls.append(threading.current_thread().name)
+    return real(mask)
+os.umask = spy
+from envbuild.cli import main
+code = main(["create", "env=e"])
+sys.stdout.write(f"umask calls: {len(calls)}\\n")
+sys.stdout.flush()
+os._exit(code)
+"""
+
+
+def test_nothing_sets_the_umask_while_rattler_links(update_ws, run_cli):
+    """Wheels (a console script among them) are installed while rattler links the conda
+    packages in another thread: reading the umask by setting it to 0 there (as installer's
+    own chmod of scripts does) would let rattler make world-writable files and folders."""
+    from conftest import run_python
+
+    ws, edit = update_ws
+    edit(["p0", "p1", "p2", "p3", "x ==1.0"], ["alpha ==1.0", "delta"])
+    assert_ok(run_cli(ws, "resolve"))
+    result = run_python(ws, "-c", UMASK_SPY)
+    assert_ok(result)
+    assert result.stdout.splitlines()[-1] == "umask calls: 0"
+    prefix = prefix_of(ws, "e")
+    assert os.access(prefix / "bin" / "delta", os.X_OK)
+    mask = os.umask(0o022)  # this test process alone: no thread links here
+    os.umask(mask)
+    loose = [
+        str(p.relative_to(prefix))
+        for p in prefix.rglob("*")
+        if not p.is_symlink() and p.stat().st_mode & 0o777 & mask
+    ]
+    assert loose == []
