@@ -256,11 +256,17 @@ class _IndexHandler(_Handler):
     expected_auth: str | None = None
 
     def end_headers(self) -> None:
-        # Ports are reused from test to test and uv caches index pages by URL, revalidating
-        # with If-Modified-Since, which another index made in the same second answers 304:
-        # a page of this index must not be kept, or one test resolves against another's.
-        self.send_header("Cache-Control", "no-store")
+        # Ports are reused from test to test and uv caches index pages by URL: it must ask
+        # again each time (and is never answered 304, below), or one test would resolve
+        # against the pages of another test's index that had the same port.
+        self.send_header("Cache-Control", "no-cache")
         super().end_headers()
+
+    def send_head(self):  # type: ignore[no-untyped-def]
+        # If-Modified-Since is not honoured: another index made in the same second would
+        # answer 304 to a page cached from an index that had this port before.
+        del self.headers["If-Modified-Since"]
+        return super().send_head()
 
     def _denied(self) -> bool:
         if self.expected_auth is None or self.headers.get("Authorization") == self.expected_auth:
