@@ -234,13 +234,28 @@ def test_transmute_many_raises_the_first_error(packages: dict[str, Path], tmp_pa
     assert [p.name for p in (tmp_path / "out").iterdir()] in ([], ["special-1-0.conda"])
 
 
+def flipped(raw: bytes) -> bytes:
+    """``raw`` with one byte flipped where bz2 itself sees it: the package holds random
+    bytes, and a flip in a part of the stream that decodes to the same data (an unused
+    Huffman table entry) would leave a valid package."""
+    import bz2
+
+    for at in range(200, len(raw)):
+        damaged = raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1 :]
+        try:
+            bz2.decompress(damaged)
+        except (OSError, ValueError, EOFError):
+            return damaged
+    raise AssertionError("no single flipped byte breaks this bz2 stream")
+
+
 def corruptions(packages: dict[str, Path], tmp_path: Path) -> list[tuple[Path, str]]:
     """Damaged copies of the built packages, each with its input format."""
     tar_bz2 = packages[".tar.bz2"].read_bytes()
     conda = packages[".conda"].read_bytes()
     damaged = {
         "truncated-1-0.tar.bz2": tar_bz2[: len(tar_bz2) // 2],
-        "flipped-1-0.tar.bz2": tar_bz2[:200] + bytes([tar_bz2[200] ^ 0xFF]) + tar_bz2[201:],
+        "flipped-1-0.tar.bz2": flipped(tar_bz2),
         "garbage-1-0.tar.bz2": b"not a package at all",
         "empty-1-0.conda": b"",
         "garbage-1-0.conda": b"PK\x03\x04 not really a zip",
