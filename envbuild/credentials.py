@@ -52,12 +52,6 @@ def with_login(url: str, login: Login | None) -> str:
     return urlunsplit(parts._replace(netloc=f"{login.userinfo()}@{parts.netloc}"))
 
 
-def split_token(url: str) -> str:
-    """``url`` without a conda token path (``https://h/t/<token>/chan`` -> ``https://h/chan``)
-    and without any userinfo (split that first, with :func:`split_login`)."""
-    return redact_url(url)
-
-
 def token_mirrors(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     """``{public channel URL/: URL/ with its token path}`` for the channels of ``pairs``
     (public URL, real URL) that carry a ``/t/<token>/``: what rattler's mirror middleware
@@ -68,7 +62,7 @@ def token_mirrors(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for public, real in pairs:
         secret, _ = split_login(os.path.expandvars(real))
-        if split_token(secret) == secret:
+        if redact_url(secret) == secret:  # no token path
             continue
         key, value = public.rstrip("/") + "/", secret.rstrip("/") + "/"
         if out.get(key, value) != value:

@@ -65,8 +65,6 @@ class Recipe:
             problems.append(
                 f'{where}: files must map paths to contents, like files = {{"a" = "text"}}'
             )
-        if problems:
-            raise SpecError(problems)
         if data.get("format", ".conda") not in (".conda", ".tar.bz2"):
             problems.append(f"{where}: format must be .conda or .tar.bz2")
         stamp = data.get("timestamp", EPOCH)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import shutil
@@ -15,7 +14,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from envbuild.artifacts.cache import IntegrityError, PackageCache
 from envbuild.channels import absolute_url, redact_text, redact_url
-from envbuild.credentials import split_login
+from envbuild.credentials import Login, split_login
 from envbuild.errors import EnvbuildError
 from envbuild.lock import Lock, LockedPackage
 
@@ -72,23 +71,22 @@ class Credentials:
         if login is not None:
             headers["Authorization"] = login.header()
         elif parts.scheme in ("http", "https") and (rc := _netrc_login(parts.hostname or "")):
-            token = base64.b64encode(rc.encode("utf-8")).decode("ascii")
-            headers["Authorization"] = f"Basic {token}"
+            headers["Authorization"] = rc.header()
         return url, headers
 
 
-def _netrc_login(host: str) -> str:
-    """``user:password`` for ``host`` from the user's netrc (``$NETRC`` or ``~/.netrc``)."""
+def _netrc_login(host: str) -> Login | None:
+    """The login for ``host`` in the user's netrc (``$NETRC`` or ``~/.netrc``), if any."""
     import netrc
 
     path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
     try:
         found = netrc.netrc(path).authenticators(host)
     except (OSError, netrc.NetrcParseError):
-        return ""
+        return None
     if not found or found[2] is None:
-        return ""
-    return f"{found[0]}:{found[2]}"
+        return None
+    return Login(found[0], found[2])
 
 
 @dataclass(frozen=True, slots=True)

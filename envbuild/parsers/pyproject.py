@@ -9,21 +9,17 @@ are refused, never read as an env without dependencies.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from envbuild.errors import SpecError
 from envbuild.parsers import Dep, ParsedSpec
+from envbuild.parsers.binary import canonical
 from envbuild.parsers.requirements import parse_requirements
 
-_SEPARATORS = re.compile(r"[-_.]+")
-
-
-def normalise_name(name: str) -> str:
-    """PEP 503 / 685 / 735 normalised name of a project, extra or dependency group."""
-    return _SEPARATORS.sub("-", name).lower()
+# PEP 503 / 685 / 735 normalised name of a project, extra or dependency group
+normalise_name = canonical
 
 
 def expand_groups(
@@ -46,6 +42,7 @@ def expand_groups(
             problems.append(f"dependency group '{name}' must be a list")
         else:
             table[key] = (name, items)
+    available = ", ".join(sorted(n for n, _ in table.values())) or "none"
 
     expanded: dict[str, list[str]] = {}  # each group walked once (a DFS with memo)
 
@@ -67,7 +64,7 @@ def expand_groups(
             elif normalise_name(target) not in table:
                 problems.append(
                     f"dependency group '{name}' includes '{target}', which is not a group "
-                    f"(available: {', '.join(sorted(n for n, _ in table.values())) or 'none'})"
+                    f"(available: {available})"
                 )
             elif (inc := normalise_name(target)) in path:
                 loop = path[path.index(inc) :]
@@ -86,7 +83,6 @@ def expand_groups(
     for want in chosen:
         key = normalise_name(want)
         if key not in table:
-            available = ", ".join(sorted(n for n, _ in table.values())) or "none"
             problems.append(
                 f"no dependency group '{want}' in [dependency-groups] (available: {available})"
             )
@@ -207,9 +203,14 @@ def _extras(
             f"{path}: '{e}' is not an extra name (letters, digits, '-', '_', '.')" for e in bad
         ]
         return []
-    name = project.get("name")
-    own = normalise_name(name) if isinstance(name, str) else "THIS-PROJECT"
+    own = _own_name(project)
     return _self_extras(path, project, [f"{own}[{','.join(chosen)}]"], problems)
+
+
+def _own_name(project: dict[str, Any]) -> str:
+    """The project's normalised name (a stand-in when it has none)."""
+    name = project.get("name")
+    return normalise_name(name) if isinstance(name, str) else "THIS-PROJECT"
 
 
 def _self_extras(
@@ -225,8 +226,7 @@ def _self_extras(
         problems.append(f"{path}: [project.optional-dependencies] must be a table of lists")
         table = {}
     extras = {normalise_name(k): (k, v) for k, v in table.items()}
-    name = project.get("name")
-    own = normalise_name(name) if isinstance(name, str) else "THIS-PROJECT"
+    own = _own_name(project)
     out: list[str] = []
     # extra -> the marker conditions it was reached under (each a set of and-ed markers):
     # a set holding one already seen is no wider, so recursion ends

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from envbuild.channels import channel_url, redact_text, redact_url
-from envbuild.credentials import split_login, split_token
+from envbuild.credentials import split_login
 from envbuild.errors import ResolveError, UnsatisfiableError
 from envbuild.lock import LockedPackage
 from envbuild.platforms import virtual_packages
@@ -61,7 +61,7 @@ def make_request(
     urls = []
     for c in channels:
         url, login = split_login(channel_url(c, base_dir, local_channels))
-        url = split_token(url)
+        url = redact_url(url)  # the token path goes to rattler's mirror middleware
         if login is not None:
             parts = urlsplit(url)
             AUTH.add(parts.hostname or "", parts.path.rstrip("/"), login.header())
