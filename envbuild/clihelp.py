@@ -16,19 +16,12 @@ DOIT_COMMANDS = (
 )  # fmt: skip
 OWN_COMMANDS = ("show", "export", "create", "pack", "alias", "get")
 FILTERS = ("env", "arch", "update")
-TASK_DOCS = {
-    "channel": "build local channels from recipe files ([workspace] local-channels)",
-    "resolve": "resolve each env x arch into locks/ENV/ARCH.json (skipped while current)",
-    "fetch": "bring every file of each lock into the cache (store first, then origin)",
-    "build": "build the wheels a lock needs from source, unless the store has them",
-    "transmute": "convert conda packages to the preferred format (.conda or .tar.bz2)",
-    "upload": "push each env x arch's files, then its descriptor, to the store",
-    "create": "create or update each env of this machine's arch in .envbuild/envs/NAME",
-}
 
 
 def help_text(version: str) -> str:
     """The text of ``envbuild --help`` and ``envbuild help``."""
+    from envbuild.tasks import TASK_DOCS
+
     tasks = "\n".join(f"  {name:<11}{doc}" for name, doc in TASK_DOCS.items())
     return f"""\
 envbuild {version}: reproducible conda + PyPI environments from envbuild.toml, built

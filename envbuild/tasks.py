@@ -30,6 +30,16 @@ from envbuild.spec import Workspace, load_workspace
 
 FAILURES: list[EnvbuildError] = []  # user errors raised by actions in this process (for exit 2)
 ARTIFACT_STAGES = ("fetch", "build", "transmute", "upload")
+# What each task does: doit's task docs (``envbuild list``) and ``envbuild --help``.
+TASK_DOCS = {
+    "channel": "build local channels from recipe files ([workspace] local-channels)",
+    "resolve": "resolve each env x arch into locks/ENV/ARCH.json (skipped while current)",
+    "fetch": "bring every file of each lock into the cache (store first, then origin)",
+    "build": "build the wheels a lock needs from source, unless the store has them",
+    "transmute": "convert conda packages to the preferred format (.conda or .tar.bz2)",
+    "upload": "push each env x arch's files, then its descriptor, to the store",
+    "create": "create or update each env of this machine's arch in .envbuild/envs/NAME",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +254,7 @@ def _channel_built(spec: ChannelTask) -> bool:
 
 
 def _channel_dicts(ws: Workspace) -> Iterator[dict[str, Any]]:
-    yield {"basename": "channel", "name": None, "doc": "Build local channels from recipes."}
+    yield {"basename": "channel", "name": None, "doc": TASK_DOCS["channel"]}
     for task in channel_tasks(ws):
         yield {
             "name": task.name,
@@ -267,11 +277,7 @@ def _resolve_dicts(ws: Workspace) -> Iterator[dict[str, Any]]:
         raise InvalidDodoFile(str(exc)) from None
     update = parse_update(get_var("update"))
     hasher = HashCache(ws.state_dir / "cache" / "hashes.json")
-    doc = (
-        "Resolve every env x arch into a lockfile (filters: env=NAME,... arch=ARCH,...; "
-        "update=:all: or update=NAME,... lifts the existing pins)."
-    )
-    yield {"basename": "resolve", "name": None, "doc": doc}
+    yield {"basename": "resolve", "name": None, "doc": TASK_DOCS["resolve"]}
     for task in tasks:
         yield {
             "name": task.name,
@@ -298,11 +304,9 @@ def _artifact_dicts(ws: Workspace, stage: str, run: Any) -> Iterator[dict[str, A
     the env's descriptor; doit's database decides nothing."""
     from doit import get_var
 
-    from envbuild.artifacts.stages import DOCS
-
     before = {"fetch": "resolve", "build": "fetch", "transmute": "fetch", "upload": "transmute"}
     envs, archs = split_names(get_var("env")), split_names(get_var("arch"))
-    yield {"basename": stage, "name": None, "doc": DOCS[stage]}
+    yield {"basename": stage, "name": None, "doc": TASK_DOCS[stage]}
     for task in resolve_tasks(ws, envs, archs):
         deps = [f"{before[stage]}:{task.name}"] + (
             ["build:" + task.name] if stage == "upload" else []
@@ -321,11 +325,10 @@ def _create_dicts(ws: Workspace, run: Any) -> Iterator[dict[str, Any]]:
     when its marker names the lock's ids."""
     from doit import get_var
 
-    from envbuild.artifacts.stages import DOCS
     from envbuild.platforms import host_arch, os_of
 
     envs, archs = split_names(get_var("env")), split_names(get_var("arch"))
-    yield {"basename": "create", "name": None, "doc": DOCS["create"]}
+    yield {"basename": "create", "name": None, "doc": TASK_DOCS["create"]}
     for arch in sorted(a for a in archs or () if os_of(a) == "win"):  # asked for: say why not
         from envbuild.create import check_creatable
 

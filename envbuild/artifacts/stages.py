@@ -237,15 +237,6 @@ def upload(ctx: ArtifactContext, lock: Lock) -> tuple[int, int]:
     return written, size
 
 
-DOCS = {
-    "fetch": "Bring every package file of each lock into the local cache (store first, then origin; verified).",
-    "build": "Build a wheel for each lock entry that needs one, unless the store or cache has a fitting one.",
-    "transmute": "Convert conda packages to the workspace's preferred format (.conda or .tar.bz2).",
-    "upload": "Push each env x arch's files to the store, then its descriptor (filters: env=, arch=).",
-    "create": "Create (or update in place) each env for this machine's arch under .envbuild/envs/NAME.",
-}
-
-
 class ArtifactRun:
     """The artifact stages' state for one run of the graph: the context, made on first use
     (opening the store), and which descriptors the store is known to hold. Thread-safe:
