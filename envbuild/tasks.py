@@ -277,7 +277,11 @@ def _resolve_dicts(ws: Workspace) -> Iterator[dict[str, Any]]:
         raise InvalidDodoFile(str(exc)) from None
     update = parse_update(get_var("update"))
     hasher = HashCache(ws.state_dir / "cache" / "hashes.json")
-    yield {"basename": "resolve", "name": None, "doc": TASK_DOCS["resolve"]}
+    doc = (  # `envbuild help resolve` tells the filters too
+        "Resolve every env x arch into a lockfile (filters: env=NAME,... arch=ARCH,...; "
+        "update=:all: or update=NAME,... lifts the existing pins)."
+    )
+    yield {"basename": "resolve", "name": None, "doc": doc}
     for task in tasks:
         yield {
             "name": task.name,
